@@ -1,0 +1,706 @@
+"""Tensor initialization of a one-hidden-layer network (Zhong et al. 2017, Algorithm 1).
+
+From samples (X, y) of y = Σ_i v_i φ(w_iᵀx), x ~ N(0, I_d), estimate (W, v) up to a permutation
+of the hidden units: span(W) from an order-j2 moment (PowerMethod or eigh), the directions from
+a k×k×k (or k^4) tensor decomposition, and the norms and signs from two low-order moments
+(RecMagSign). The exact recipe is docs/design TENSOR_INIT.md; nothing here sees the truth.
+"""
+
+import functools
+import time
+import warnings
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from ._validation import check_data, check_random_state, check_scalar
+from .activations import HERMITE_COEFS, Activation, get_activation
+from .moments import hermite_contract, symmetrize
+
+__all__ = ["tensor_init"]
+
+# σ grid for the zero/sign tests and the magnitude inversion of a non-homogeneous φ (§3, §7).
+_SIGMA_GRID = np.geomspace(0.05, 20.0, 400)
+# Fine trapezoid rule in z with a node at 0: accurate for φ(σz) with kinks and for large σ,
+# where 160-point Gauss–Hermite under-resolves a steep tanh/softplus.
+_TZ = np.linspace(-12.0, 12.0, 24001)
+_TW = np.exp(-_TZ**2 / 2) / np.sqrt(2 * np.pi) * (_TZ[1] - _TZ[0])
+_TW[[0, -1]] *= 0.5
+_ZERO_RTOL = 1e-8
+_MAX_COND = 100.0
+_N_JENNRICH = 20
+_N_RANDOM_STARTS = 2
+_MAX_ALS_SWEEPS = 300
+_MAX_LM_NFEV = 100
+_MAX_POWER_ITER = 1000
+_EIGH_MAX_D = 2000
+
+
+class _Profile:
+    """What the algorithm needs to know about φ: m_j, the orders and the inverse of |m_{l1}|."""
+
+    def __init__(self, act):
+        self.name = act.name
+        self.q = act.degree if act.is_homogeneous else None
+        self.parity = act.parity
+        if self.q is not None:
+            unit = np.asarray(act.hermite(1.0), dtype=float)
+            self.unit = unit
+            grid = _SIGMA_GRID[:, None] ** self.q * unit
+        else:
+            grid = _grid_moments(act.function)
+            self.unit = grid[np.argmin(np.abs(_SIGMA_GRID - 1.0))]
+        self.grid = grid
+        scale = np.max(np.abs(grid[:, 1:]), axis=1, keepdims=True)
+        nonzero = ~np.all(np.abs(grid) <= _ZERO_RTOL * scale, axis=0)
+        one_sign = np.all(grid > 0, axis=0) | np.all(grid < 0, axis=0)
+        self.sign = np.sign(grid[-1])
+
+        def first(candidates):
+            for j in candidates:
+                if nonzero[j]:
+                    if not one_sign[j]:
+                        raise ValueError(
+                            f"Activation {act.name!r}: the Hermite constant m_{j}(σ) changes sign on the "
+                            "σ grid [0.05, 20], so the moment of order {j} cannot be used (its sign "
+                            "is not identifiable). Use another activation.".replace("{j}", str(j))
+                        )
+                    return j
+            return None
+
+        self.j2 = first([2, 3, 4])
+        self.j3 = first([3, 4])
+        self.l1 = first([1, 3])
+        self.l2 = first([2, 4])
+        if self.j2 is None or self.j3 is None:
+            which = "j2 (order >= 2)" if self.j2 is None else "j3 (order >= 3)"
+            raise ValueError(
+                f"Activation {act.name!r} has no usable Hermite moment for {which}: m_2..m_4 = "
+                f"{np.array2string(self.unit[2:], precision=4)} at σ = 1 (all of m_3, m_4 zero means W is "
+                "not identifiable from moments, e.g. a linear or quadratic φ)."
+            )
+        if self.l1 is None and self.l2 is None:
+            raise ValueError(
+                f"Activation {act.name!r} has no usable odd (l1) and no usable even (l2) Hermite moment "
+                f"(m_1..m_4 = {np.array2string(self.unit[1:], precision=4)} at σ = 1): the norms of the "
+                "hidden weights are not identifiable."
+            )
+        m0 = grid[:, 0]
+        self.m0_const = float(m0[0]) if np.ptp(m0) <= 1e-6 * max(abs(m0[0]), 1e-300) and abs(m0[0]) > 1e-8 else None
+
+    def magnitude(self, target, order):
+        """σ with |m_order(σ)| = target (clipped into the invertible range); returns (σ, n_clipped)."""
+        target = np.asarray(target, dtype=float)
+        if self.q is not None:
+            return (target / abs(self.unit[order])) ** (1.0 / self.q), 0
+        curve = np.abs(self.grid[:, order])
+        if not np.all(np.diff(curve) > 0):
+            raise ValueError(
+                f"Activation {self.name!r}: |m_{order}(σ)| is not strictly increasing on the σ grid "
+                "[0.05, 20], so the norms of the hidden weights are not identifiable from it."
+            )
+        clipped = np.clip(target, curve[0], curve[-1])
+        n_clipped = int(np.sum(clipped != target))
+        return np.interp(clipped, curve, _SIGMA_GRID), n_clipped
+
+
+def _grid_moments(fn):
+    """m_j(σ), j = 0..4, on the σ grid by the trapezoid rule in z (shape (400, 5))."""
+    table = np.stack([_TZ**t for t in range(5)], axis=-1) @ HERMITE_COEFS.T  # He_j(z)
+    values = np.asarray(fn(_SIGMA_GRID[:, None] * _TZ), dtype=float)
+    return (values * _TW) @ table
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_profile(act):
+    return _Profile(act)
+
+
+def _profile(act):
+    try:
+        return _cached_profile(act)
+    except TypeError:  # unhashable user activation
+        return _Profile(act)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data parts and moment targets
+# ----------------------------------------------------------------------------------------------
+class _Part:
+    """Rows of one split part, with its control-variate targets computed once."""
+
+    def __init__(self, X, y, control_variate):
+        self.X, self.y, self.cv = X, y, control_variate
+        self.n = X.shape[0]
+        self.ybar = float(y.mean())
+        self.M1 = X.T @ y / self.n  # raw E[y x]
+        self._y1 = None
+        self._y2 = {}
+
+    @property
+    def y1(self):
+        if self._y1 is None:
+            self._y1 = self.y - self.ybar - self.X @ self.M1
+        return self._y1
+
+    def targets(self, order, V=None):
+        """Targets for an order-`order` moment (§10): raw y without control variate."""
+        if not self.cv:
+            return self.y
+        if order == 1:
+            return self.y - self.ybar
+        if order == 2 or V is None:
+            return self.y1
+        key = id(V)
+        if key not in self._y2:
+            Z = self.X @ V
+            y1 = self.y1
+            Q = (Z * y1[:, None]).T @ Z / self.n - y1.mean() * (V.T @ V)
+            self._y2[key] = (V, y1 - 0.5 * (((Z @ Q) * Z).sum(axis=1) - np.trace(Q)))
+        return self._y2[key][1]
+
+
+def _split_parts(n, split):
+    """Row ranges of S_a, S_b, S_c, S_e (§4 step 2)."""
+    if split == "none":
+        return [(0, n)] * 4
+    third = n // 3
+    rest = n - 2 * third
+    c_end = 2 * third + rest // 2
+    return [(0, third), (third, 2 * third), (2 * third, c_end), (c_end, n)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Subspace: eigh or the paper's shifted PowerMethod (§5)
+# ----------------------------------------------------------------------------------------------
+def _top_abs_eig(P2, k):
+    lam, vec = np.linalg.eigh(P2)
+    order = np.argsort(-np.abs(lam))
+    lam, vec = lam[order], vec[:, order]
+    gap = abs(lam[k - 1]) / abs(lam[k]) if k < len(lam) and lam[k] != 0 else np.inf
+    return vec[:, :k], lam[: k + 1], gap
+
+
+def _shifted_power(matvec, d, k, rng, shift, max_iter=_MAX_POWER_ITER, tol=1e-10):
+    """Paper's PowerMethod: subspace iteration on C + P2 and C − P2, then keep the k largest |λ|."""
+    V = np.linalg.qr(rng.standard_normal((2, d, k)))[0]
+    n_iter = max_iter
+    for t in range(max_iter):
+        PV = matvec(np.concatenate([V[0], V[1]], axis=1))
+        new = np.stack([shift * V[0] + PV[:, :k], shift * V[1] - PV[:, k:]])
+        new = np.linalg.qr(new)[0]
+        # Projector change ||V_t V_tᵀ − V_{t−1} V_{t−1}ᵀ||_F, without forming d×d matrices.
+        overlap = np.einsum("sdi,sdj->sij", new, V)
+        delta = np.sqrt(np.maximum(2 * k - 2 * np.sum(overlap**2, axis=(1, 2)), 0.0)).max()
+        V = new
+        if delta < tol:
+            n_iter = t + 1
+            break
+    PV = matvec(np.concatenate([V[0], V[1]], axis=1))
+    rayleigh = np.abs(np.einsum("di,di->i", np.concatenate([V[0], V[1]], axis=1), PV))
+    order = np.argsort(-rayleigh)
+    keep = order[:k]
+    V1 = V[0][:, keep[keep < k]]
+    V2 = V[1][:, keep[keep >= k] - k]
+    if V2.shape[1]:
+        V2 = np.linalg.qr(V2 - V1 @ (V1.T @ V2))[0]
+    Vout = np.concatenate([V1, V2], axis=1)
+    lam = rayleigh[order[: k + 1]]
+    gap = lam[k - 1] / lam[k] if len(lam) > k and lam[k] > 0 else np.inf
+    return Vout, lam, gap, n_iter
+
+
+def _spectral_norm(matvec, d, rng, n_iter=50):
+    x = rng.standard_normal((d, 1))
+    x /= np.linalg.norm(x)
+    norm = 0.0
+    for _ in range(n_iter):
+        x = matvec(x)
+        norm = np.linalg.norm(x)
+        if norm == 0:
+            return 0.0
+        x /= norm
+    return norm
+
+
+# ----------------------------------------------------------------------------------------------
+# Symmetric CP decomposition of the k×k×k tensor (§6)
+# ----------------------------------------------------------------------------------------------
+def _normalize_columns(U):
+    norms = np.linalg.norm(U, axis=-2, keepdims=True)
+    return U / np.where(norms > 0, norms, 1.0)
+
+
+def _fit_weights(T, U):
+    """Least-squares c for T ≈ Σ_i c_i u_i^{⊗j} for a batch of U (S, k, k); returns c, relative residual."""
+    j = T.ndim
+    G = np.einsum("sai,saj->sij", U, U) ** j
+    letters = "abcd"[:j]
+    rhs = np.einsum(f"{letters},{','.join('s' + c + 'i' for c in letters)}->si", T, *([U] * j))
+    try:
+        c = np.linalg.solve(G, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        c = np.stack([np.linalg.lstsq(g, r, rcond=None)[0] for g, r in zip(G, rhs)])
+    tnorm2 = np.sum(T**2)
+    res2 = tnorm2 - 2 * np.sum(c * rhs, axis=1) + np.einsum("si,sij,sj->s", c, G, c)
+    rel = np.sqrt(np.maximum(res2, 0.0) / tnorm2) if tnorm2 > 0 else np.zeros(len(U))
+    return c, rel
+
+
+def _jennrich(T3, rng, n_pairs=_N_JENNRICH):
+    """Jennrich candidates: eigenvectors of T(I,I,a) T(I,I,b)^{-1} for Gaussian a, b (shape (P, k, k))."""
+    k = T3.shape[0]
+    ab = rng.standard_normal((2, n_pairs, k))
+    Ta = np.einsum("xyz,pz->pxy", T3, ab[0])
+    Tb = np.einsum("xyz,pz->pxy", T3, ab[1])
+    good = np.abs(np.linalg.det(Tb)) > 1e-300
+    out = np.empty((n_pairs, k, k))
+    for p in range(n_pairs):
+        if not good[p]:
+            out[p] = np.eye(k)
+            continue
+        try:
+            M = np.linalg.solve(Tb[p].T, Ta[p].T).T  # Ta Tb^{-1} = U diag(ratio) U^{-1}
+            out[p] = np.real(np.linalg.eig(M)[1])
+        except np.linalg.LinAlgError:
+            out[p] = np.eye(k)
+    return _normalize_columns(out)
+
+
+def _als(T, starts, max_sweeps=_MAX_ALS_SWEEPS, tol=1e-12, ridge=1e-10):
+    """Non-symmetric CP-ALS from a batch of starts (S, k, k), then symmetrized unit columns."""
+    k = T.shape[0]
+    A = starts.copy()
+    B = starts.copy()
+    C = starts.copy()
+    eye = ridge * np.eye(k)
+    prev = None
+    tnorm = np.linalg.norm(T)
+    for _ in range(max_sweeps):
+        A = np.linalg.solve(
+            np.einsum("sai,saj->sij", B, B) * np.einsum("sai,saj->sij", C, C) + eye,
+            np.einsum("abc,sbr,scr->sra", T, B, C),
+        ).transpose(0, 2, 1)
+        B = np.linalg.solve(
+            np.einsum("sai,saj->sij", A, A) * np.einsum("sai,saj->sij", C, C) + eye,
+            np.einsum("abc,sar,scr->srb", T, A, C),
+        ).transpose(0, 2, 1)
+        C = np.linalg.solve(
+            np.einsum("sai,saj->sij", A, A) * np.einsum("sai,saj->sij", B, B) + eye,
+            np.einsum("abc,sar,sbr->src", T, A, B),
+        ).transpose(0, 2, 1)
+        fit = np.sqrt(np.sum((T - np.einsum("sai,sbi,sci->sabc", A, B, C)) ** 2, axis=(1, 2, 3))) / tnorm
+        if prev is not None and np.max(np.abs(prev - fit)) < tol:
+            break
+        prev = fit
+    A, B, C = _normalize_columns(A), _normalize_columns(B), _normalize_columns(C)
+    sb = np.sign(np.sum(A * B, axis=1, keepdims=True))
+    sc = np.sign(np.sum(A * C, axis=1, keepdims=True))
+    sb[sb == 0] = 1
+    sc[sc == 0] = 1
+    return _normalize_columns(A + sb * B + sc * C)
+
+
+def _random_orthogonal(rng, n, k):
+    return np.linalg.qr(rng.standard_normal((n, k, k)))[0]
+
+
+def _select(T, candidates):
+    """Smallest relative residual among candidates with cond(U) <= 100 (§6 guard)."""
+    c, rel = _fit_weights(T, candidates)
+    conds = np.linalg.cond(candidates)
+    ok = np.isfinite(rel) & (conds <= _MAX_COND)
+    if not np.any(ok):
+        raise ValueError(
+            "Degenerate tensor decomposition: every candidate factor matrix U has cond(U) > "
+            f"{_MAX_COND:g} (smallest: {np.nanmin(conds):.3g}); too few samples or W rank-deficient "
+            "(the decomposition needs k linearly independent hidden weight vectors)."
+        )
+    best = np.flatnonzero(ok)[np.argmin(rel[ok])]
+    return candidates[best], c[best], float(rel[best]), float(conds[best])
+
+
+def _decompose3(T, rng):
+    """Jennrich (20 pairs) + CP-ALS from the best Jennrich fit and random orthogonal starts."""
+    k = T.shape[0]
+    jen = _jennrich(T, rng)
+    _, rel = _fit_weights(T, jen)
+    conds = np.linalg.cond(jen)
+    rel = np.where(conds <= _MAX_COND, rel, np.inf)
+    best_jen = jen[np.argmin(rel)]
+    starts = np.concatenate([best_jen[None], _random_orthogonal(rng, _N_RANDOM_STARTS, k)])
+    refined = _als(T, starts)
+    return _select(T, np.concatenate([best_jen[None], refined]))
+
+
+def _sym4(U, c):
+    return np.einsum("ai,bi,ci,di,i->abcd", U, U, U, U, c)
+
+
+def _lm4(T, U0, c0, max_nfev=_MAX_LM_NFEV):
+    """Levenberg–Marquardt on the k^4 residuals of T − Σ_i c_i u_i^{⊗4} (analytic Jacobian)."""
+    k = T.shape[0]
+    eye = np.eye(k)
+
+    def unpack(x):
+        return x[: k * k].reshape(k, k), x[k * k:]
+
+    def fun(x):
+        U, c = unpack(x)
+        return (_sym4(U, c) - T).ravel()
+
+    def jac(x):
+        U, c = unpack(x)
+        outer3 = np.einsum("bi,ci,di->bcdi", U, U, U)
+        # d/dU[e, i] of c_i u_i^{⊗4}: the unit vector e in each of the 4 modes.
+        t = np.einsum("ae,bcdi,i->abcdei", eye, outer3, c)
+        jU = t + t.transpose(1, 0, 2, 3, 4, 5) + t.transpose(1, 2, 0, 3, 4, 5) + t.transpose(1, 2, 3, 0, 4, 5)
+        jc = np.einsum("ai,bcdi->abcdi", U, outer3)
+        return np.concatenate([jU.reshape(k**4, k * k), jc.reshape(k**4, k)], axis=1)
+
+    x0 = np.concatenate([U0.ravel(), c0])
+    try:
+        sol = least_squares(fun, x0, jac=jac, method="lm", max_nfev=max_nfev)
+        x = sol.x
+    except (ValueError, np.linalg.LinAlgError):
+        x = x0
+    U, _ = unpack(x)
+    return _normalize_columns(U)
+
+
+def _decompose4(T, rng):
+    """Order-4 [ext]: Jennrich on the slice T(·,·,·,g) and random starts, refined by LM."""
+    k = T.shape[0]
+    g = rng.standard_normal(k)
+    jen = _jennrich(np.einsum("abcd,d->abc", T, g), rng)
+    c, rel = _fit_weights(T, jen)
+    conds = np.linalg.cond(jen)
+    rel = np.where(conds <= _MAX_COND, rel, np.inf)
+    ib = np.argmin(rel)
+    starts = [(jen[ib], c[ib])]
+    rand = _random_orthogonal(rng, _N_RANDOM_STARTS, k)
+    c_rand, _ = _fit_weights(T, rand)
+    starts += list(zip(rand, c_rand))
+    refined = np.stack([_lm4(T, U0, c0) for U0, c0 in starts])
+    return _select(T, np.concatenate([jen[ib][None], refined]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Main function
+# ----------------------------------------------------------------------------------------------
+def _check_gaussian(X):
+    n, d = X.shape
+    mean_dev = float(np.max(np.abs(X.mean(axis=0))))
+    if d <= 500:
+        cov_dev = float(np.linalg.norm(X.T @ X / n - np.eye(d), 2))
+    else:
+        v = np.ones(d) / np.sqrt(d)
+        cov_dev = 0.0
+        for _ in range(20):
+            w = X.T @ (X @ v) / n - v
+            cov_dev = float(np.linalg.norm(w))
+            v = w / cov_dev if cov_dev > 0 else v
+    # Sampling fluctuation of ||Cov − I||_2 is about 2√(d/n) + d/n; allow for it.
+    tol_cov = 0.2 + 2 * np.sqrt(d / n) + d / n
+    tol_mean = 0.1 + 4 / np.sqrt(n)
+    if cov_dev > tol_cov or mean_dev > tol_mean:
+        warnings.warn(
+            f"Input X does not look like N(0, I): ||Cov(X) − I||_2 = {cov_dev:.3g} (tolerance {tol_cov:.3g}), "
+            f"max |mean(X)| = {mean_dev:.3g} (tolerance {tol_mean:.3g}); the moment identities of the "
+            "tensor initialization assume standard Gaussian inputs.",
+            stacklevel=3,
+        )
+    return cov_dev, mean_dev
+
+
+def tensor_init(
+    X,
+    y,
+    k,
+    *,
+    activation="relu2",
+    split="none",
+    control_variate=True,
+    subspace="auto",
+    random_state=None,
+    return_info=False,
+):
+    """Estimate the weights of y = Σ_i v_i φ(w_iᵀx) from Hermite moments (tensor initialization).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Inputs, assumed ~ N(0, I_d) (a warning is issued when they clearly are not).
+    y : array-like of shape (n_samples,)
+        Targets.
+    k : int
+        Number of hidden units, 1 <= k <= n_features.
+    activation : str, Activation or callable, default="relu2"
+        φ; see :func:`sparsenet.activations.get_activation`.
+    split : {"none", "paper"}, default="none"
+        "paper" uses four disjoint row blocks S_a, S_b, S_c, S_e (subspace, tensor, Q1, Q2) as in
+        the paper; "none" uses all rows for every moment (lower error at every n measured).
+    control_variate : bool, default=True
+        Subtract the low-order polynomial part of y before each moment (same expectation, lower
+        variance; TENSOR_INIT.md §10). False = raw y, as in the paper.
+    subspace : {"auto", "eigh", "power"}, default="auto"
+        How span(W) is found from P̂2: "eigh" forms the d×d matrix and takes the k eigenvectors of
+        largest |λ|; "power" is the paper's shifted PowerMethod (up to 1000 iterations with a
+        convergence test); "auto" is "eigh" when n_features <= 2000, otherwise "power" with
+        implicit O(n·d·k) products.
+    random_state : None, int or numpy.random.Generator, default=None
+        Source of α, the Jennrich projections, the ALS/LM and power-method starts.
+    return_info : bool, default=False
+        Also return a dict of diagnostics.
+
+    Returns
+    -------
+    W0 : ndarray of shape (n_features, k)
+        Estimated hidden weights (columns in an arbitrary order).
+    v0 : ndarray of shape (k,)
+        Estimated output weights in {−1, +1}.
+    info : dict
+        Only when ``return_info=True``: "j2", "j3", "l1", "l2" (moment orders), "alpha" and
+        "alpha_kind" ("random" or "M1"), "subspace", "eigengap" (|λ_k|/|λ_{k+1}| of P̂2),
+        "eigenvalues", "power_iters", "tensor_order", "cp_residual" (relative), "cond_U", "c",
+        "z", "r", "a", "sigma", "n_clipped", "part_sizes", "timings" (seconds per stage).
+
+    Raises
+    ------
+    ValueError
+        k outside [1, n_features]; bad X or y; an unknown option; a split part with fewer than
+        max(10·n_features, 50) rows; an activation without the needed nonzero Hermite moments;
+        a degenerate decomposition (every candidate with cond(U) > 100).
+
+    Warns
+    -----
+    UserWarning
+        Eigen-gap below 1.5, CP residual above 0.5, undetermined signs (|z_i| or |r_i| below
+        1e-3·max), tiny α-weights, X far from N(0, I), and an odd φ (v not identifiable: v0 = +1).
+
+    Notes
+    -----
+    With M_j = E[y He_j(x)] = Σ_i v_i m_j(‖w_i‖) w̄_i^{⊗j} (Stein's identity):
+
+    1. V = top-k eigenvectors (by |λ|) of P̂2 = M̂_{j2}(I, I, α, …, α);
+    2. R̂ = M̂_{j3}(V, V, V, α, …) (or M̂_4(V, V, V, V) when j3 = 4), symmetrized, decomposed as
+       Σ_i c_i û_i^{⊗3} by Jennrich + CP-ALS (order 4: Levenberg–Marquardt), keeping the
+       best fit with cond(Û) <= 100;
+    3. RecMagSign: with B = VÛ, z = argmin ||Q̂1 − Bz|| for Q̂1 = M̂_{l1}(I, α, …) and
+       r = argmin ||Q̂2 − Σ r_i û_iû_iᵀ|| for Q̂2 = M̂_{l2}(V, V, α, …) give v_i = sign(r_i m_{l2}),
+       s_i = sign(v_i z_i m_{l1}) and ‖w_i‖ from |z_i| = |m_{l1}(‖w_i‖)|·|αᵀB_i|^{l1−1}.
+
+    Every pass over the data costs O(n·d·k) (plus O(n·d²) for the explicit P̂2 of "eigh");
+    no d×d×d array is formed. The report's procedure is
+    ``split="paper", control_variate=False, subspace="power"``.
+
+    References
+    ----------
+    K. Zhong, Z. Song, P. Jain, P. Bartlett, I. Dhillon. Recovery guarantees for one-hidden-layer
+    neural networks. ICML 2017 (arXiv:1706.03175), Algorithm 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> W = np.linalg.qr(rng.standard_normal((10, 3)))[0] * [1.0, 1.5, 2.0]
+    >>> X = rng.standard_normal((20000, 10))
+    >>> y = (np.maximum(X @ W, 0) ** 2) @ np.array([1.0, -1.0, 1.0])
+    >>> W0, v0 = tensor_init(X, y, 3, random_state=0)
+    >>> W0.shape, sorted(v0)
+    ((10, 3), [-1.0, 1.0, 1.0])
+    """
+    t_start = time.perf_counter()
+    timings = {}
+    X, y = check_data(X, y)
+    n, d = X.shape
+    k = check_scalar(k, "k", kind="int", low=1, high=d, owner="tensor_init")
+    if split not in ("none", "paper"):
+        raise ValueError(f"The 'split' parameter of tensor_init must be 'none' or 'paper'. Got {split!r} instead.")
+    if subspace not in ("auto", "eigh", "power"):
+        raise ValueError(
+            f"The 'subspace' parameter of tensor_init must be 'auto', 'eigh' or 'power'. Got {subspace!r} instead."
+        )
+    if not isinstance(control_variate, (bool, np.bool_)):
+        raise ValueError(
+            f"The 'control_variate' parameter of tensor_init must be a bool. Got {control_variate!r} instead."
+        )
+    act = get_activation(activation) if not isinstance(activation, Activation) else activation
+    prof = _profile(act)
+    rng = check_random_state(random_state)
+
+    ranges = _split_parts(n, split)
+    sizes = [b - a for a, b in ranges]
+    floor = max(10 * d, 50)
+    if min(sizes) < floor:
+        if split == "paper":
+            msg = (f"split='paper' divides n_samples={n} into parts of sizes {tuple(sizes)} "
+                   f"(S_a, S_b, S_c, S_e); each needs")
+            need = 4 * floor
+            while min(b - a for a, b in _split_parts(need, split)) < floor:
+                need += 1
+        else:
+            msg = f"tensor_init uses all n_samples={n} rows; it needs"
+            need = floor
+        raise ValueError(
+            f"Too few samples: {msg} at least max(10*n_features, 50) = {floor} rows "
+            f"(n_features={d}). Got n_samples={n}; use n_samples >= {need}."
+        )
+    _check_gaussian(X)
+
+    cache = {}
+    parts = []
+    for a, b in ranges:
+        if (a, b) not in cache:
+            cache[(a, b)] = _Part(X[a:b], y[a:b], bool(control_variate))
+        parts.append(cache[(a, b)])
+    Pa, Pb, Pc, Pe = parts
+    j2, j3, l1, l2 = prof.j2, prof.j3, prof.l1, prof.l2
+
+    # α: random unit vector; [ext] M̂1 direction when j2 > 2 and l1 = 1 (§5).
+    alpha = rng.standard_normal(d)
+    alpha /= np.linalg.norm(alpha)
+    alpha_kind = "random"
+    if j2 > 2 and l1 == 1 and np.linalg.norm(Pa.M1) > 0:
+        alpha = Pa.M1 / np.linalg.norm(Pa.M1)
+        alpha_kind = "M1"
+    timings["setup"] = time.perf_counter() - t_start
+
+    # Stage 1: span(W) from P̂2 = M̂_{j2}(I, I, α, …) on S_a.
+    t0 = time.perf_counter()
+    method = subspace if subspace != "auto" else ("eigh" if d <= _EIGH_MAX_D else "power")
+    yP = Pa.targets(min(j2, 2))  # V is not known yet: order-1 control variate only when j2 >= 3
+    tail = [alpha] * (j2 - 2)
+    power_iters = 0
+    if d <= _EIGH_MAX_D:
+        P2 = hermite_contract(Pa.X, yP, [None, None] + tail)
+        P2 = (P2 + P2.T) / 2
+
+        def matvec(M):
+            return P2 @ M
+    else:
+        P2 = None
+
+        def matvec(M):
+            return hermite_contract(Pa.X, yP, [None, M] + tail)
+    if method == "eigh":
+        V, lam, gap = _top_abs_eig(P2, k)
+    else:
+        norm = np.linalg.norm(P2, 2) if P2 is not None else _spectral_norm(matvec, d, rng)
+        V, lam, gap, power_iters = _shifted_power(matvec, d, k, rng, 3.0 * norm)
+    timings["subspace"] = time.perf_counter() - t0
+    if gap < 1.5:
+        warnings.warn(
+            f"Small eigen-gap of P2: |λ_k|/|λ_(k+1)| = {gap:.3g} < 1.5 (k={k}); the estimated span of W "
+            "is unreliable (too few samples, or k larger than the number of hidden units).",
+            stacklevel=2,
+        )
+
+    # Stage 2: k×k×k (or k^4) tensor on S_b, decomposed.
+    t0 = time.perf_counter()
+    if j3 == 4:
+        R = hermite_contract(Pb.X, Pb.targets(4, V), [V, V, V, V])
+        R = symmetrize(R)
+        U, c, cp_res, condU = _decompose4(R, rng)
+        tensor_order = 4
+    else:
+        R = hermite_contract(Pb.X, Pb.targets(j3, V), [V, V, V] + [alpha] * (j3 - 3))
+        R = symmetrize(R)
+        U, c, cp_res, condU = _decompose3(R, rng)
+        tensor_order = 3
+    timings["decomposition"] = time.perf_counter() - t0
+    if cp_res > 0.5:
+        warnings.warn(
+            f"Poor tensor decomposition: relative CP residual {cp_res:.3g} > 0.5; the directions of W0 "
+            "are unreliable (too few samples or wrong k).",
+            stacklevel=2,
+        )
+
+    # Stage 3: RecMagSign (§7).
+    t0 = time.perf_counter()
+    B = V @ U  # column i ≈ s_i w̄_i
+    a = B.T @ alpha
+    if (l1 is not None and l1 > 1) or (l2 is not None and l2 > 2):
+        if np.min(np.abs(a)) < 1e-3:
+            warnings.warn(
+                f"Tiny α-weights: min_i |αᵀw̄_i| = {np.min(np.abs(a)):.3g} < 1e-3; magnitudes and signs of "
+                "the corresponding hidden units are unreliable.",
+                stacklevel=2,
+            )
+    z = r = None
+    if l1 is not None:
+        Q1 = hermite_contract(Pc.X, Pc.targets(l1, V), [None] + [alpha] * (l1 - 1))
+        z = np.linalg.lstsq(B, Q1, rcond=None)[0]
+    if l2 is not None:
+        Q2 = hermite_contract(Pe.X, Pe.targets(l2, V), [V, V] + [alpha] * (l2 - 2))
+        Q2 = (Q2 + Q2.T) / 2
+        design = np.einsum("ai,bi->abi", U, U).reshape(k * k, k)
+        r = np.linalg.lstsq(design, Q2.ravel(), rcond=None)[0]
+    for name, vec in (("z", z), ("r", r)):
+        if vec is not None and np.min(np.abs(vec)) < 1e-3 * np.max(np.abs(vec)):
+            warnings.warn(
+                f"Sign undetermined: min_i |{name}_i| = {np.min(np.abs(vec)):.3g} is below 1e-3·max_i |{name}_i| "
+                f"= {1e-3 * np.max(np.abs(vec)):.3g}; the sign of that hidden unit is a guess.",
+                stacklevel=2,
+            )
+
+    n_clipped = 0
+    if l2 is not None:
+        v0 = np.sign(r) * prof.sign[l2]
+        v0[v0 == 0] = 1.0
+    else:
+        v0 = np.ones(k)
+    if l1 is not None:
+        s = np.sign(v0 * z) * prof.sign[l1]
+        s[s == 0] = 1.0
+        target = np.abs(z) / np.abs(a) ** (l1 - 1)
+        sigma, n_clipped = prof.magnitude(target, l1)
+    else:  # even φ: ±w_i is not identifiable, magnitude from Q̂2
+        s = np.ones(k)
+        sigma, n_clipped = prof.magnitude(np.abs(r) / np.abs(a) ** (l2 - 2), l2)
+    W0 = B * (s * sigma)
+
+    if l2 is None:
+        if prof.m0_const is not None and prof.parity != "odd":
+            # E[y] = m_0 Σ_i v_i: the number of positive v_i is identifiable (sigmoid rule, §7).
+            p = int(np.clip(np.round((k + Pe.y.mean() / prof.m0_const) / 2), 0, k))
+            flip = np.arange(k) >= p
+            v0[flip] = -v0[flip]
+            W0[:, flip] = -W0[:, flip]
+        else:
+            warnings.warn(
+                f"Activation {act.name!r} has no usable even Hermite moment (odd φ): v is not identifiable; "
+                "returned v = +1 and W0 estimates the columns v_i·w_i.",
+                stacklevel=2,
+            )
+    timings["recmagsign"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+
+    if not return_info:
+        return W0, v0
+    info = {
+        "j2": j2,
+        "j3": j3,
+        "l1": l1,
+        "l2": l2,
+        "alpha": alpha,
+        "alpha_kind": alpha_kind,
+        "subspace": method,
+        "eigengap": float(gap),
+        "eigenvalues": np.asarray(lam),
+        "power_iters": power_iters,
+        "tensor_order": tensor_order,
+        "cp_residual": cp_res,
+        "cond_U": condU,
+        "c": c,
+        "z": z,
+        "r": r,
+        "a": a,
+        "sigma": sigma,
+        "n_clipped": n_clipped,
+        "part_sizes": tuple(sizes),
+        "split": split,
+        "control_variate": bool(control_variate),
+        "timings": timings,
+    }
+    return W0, v0, info
