@@ -1,0 +1,205 @@
+import numpy as np
+import pytest
+
+from sparsenet.activations import ACTIVATIONS
+from sparsenet.sparsify import Dense, Threshold, TopFraction
+from sparsenet.train import full_batch_step, loss_and_grad, train_iht, train_iht_batched
+
+
+def _direct_loss(X, y, W, v, act):
+    pred = np.array([sum(v[j] * act(X[i] @ W[:, j]) for j in range(W.shape[1])) for i in range(X.shape[0])])
+    return np.mean((pred - y) ** 2)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_gradient_matches_finite_differences(name, rng):
+    act = ACTIVATIONS[name]
+    X = rng.standard_normal((1, 30, 4))
+    y = rng.standard_normal((1, 30))
+    W = rng.standard_normal((1, 4, 3))
+    v = rng.standard_normal((1, 3))
+    loss, gW, gv = loss_and_grad(X, y, W, v, act)
+    assert loss[0] == pytest.approx(_direct_loss(X[0], y[0], W[0], v[0], act), rel=1e-12)
+    h = 1e-6
+    num_W = np.zeros_like(W)
+    for idx in np.ndindex(W.shape):
+        Wp, Wm = W.copy(), W.copy()
+        Wp[idx] += h
+        Wm[idx] -= h
+        num_W[idx] = (loss_and_grad(X, y, Wp, v, act)[0][0] - loss_and_grad(X, y, Wm, v, act)[0][0]) / (2 * h)
+    num_v = np.zeros_like(v)
+    for idx in np.ndindex(v.shape):
+        vp, vm = v.copy(), v.copy()
+        vp[idx] += h
+        vm[idx] -= h
+        num_v[idx] = (loss_and_grad(X, y, W, vp, act)[0][0] - loss_and_grad(X, y, W, vm, act)[0][0]) / (2 * h)
+    np.testing.assert_allclose(gW, num_W, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gv, num_v, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [None, 7, 64])
+def test_full_batch_step_equals_minibatch_formula(chunk, rng):
+    X = rng.standard_normal((50, 5))
+    y = rng.standard_normal(50)
+    W = rng.standard_normal((3, 5, 2))
+    v = rng.standard_normal((3, 2))
+    act = ACTIVATIONS["relu2"]
+    loss, gW, gv = full_batch_step(X, y, W, v, act, chunk_size=chunk)
+    l2, gW2, gv2 = loss_and_grad(np.broadcast_to(X, (3, 50, 5)), np.broadcast_to(y, (3, 50)), W, v, act)
+    np.testing.assert_allclose(loss, l2, rtol=1e-12)
+    np.testing.assert_allclose(gW, gW2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gv, gv2, rtol=1e-10, atol=1e-12)
+
+
+def test_batched_equals_one_by_one(rng):
+    P, n, d, k, B = 2, 120, 5, 3, 4
+    X = rng.standard_normal((P, n, d))
+    y = rng.standard_normal((P, n))
+    Xt = rng.standard_normal((P, 40, d))
+    yt = rng.standard_normal((P, 40))
+    W0 = 0.5 * rng.standard_normal((B, d, k))
+    v0 = rng.choice([-1.0, 1.0], (B, k))
+    sps = [Threshold(0.1), TopFraction(0.5), Dense(), Threshold(0.3)]
+    lrs = np.array([1e-3, 2e-3, 5e-4, 1e-3])
+    pre = np.array([1, 0, 2, 3])
+    tv = np.array([False, True, True, False])
+    idx = np.array([0, 1, 1, 0])
+    res = train_iht_batched(X, y, W0, v0, sparsifiers=sps, epochs=4, batch_size=16, learning_rate=lrs,
+                            pretrain_epochs=pre, train_v=tv, data_index=idx, X_test=Xt, y_test=yt,
+                            random_states=[10, 11, 12, 13])
+    for b in range(B):
+        one = train_iht(X[idx[b]], y[idx[b]], W0[b], v0[b], sparsifier=sps[b], epochs=4, batch_size=16,
+                        learning_rate=lrs[b], pretrain_epochs=pre[b], train_v=tv[b], X_test=Xt[idx[b]],
+                        y_test=yt[idx[b]], random_state=10 + b)
+        np.testing.assert_allclose(res.W[b], one.W, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(res.v[b], one.v, rtol=1e-9, atol=1e-12)
+        for key in ("train_loss", "test_loss"):
+            np.testing.assert_allclose(res.history[key][b], one.history[key], rtol=1e-9)
+        np.testing.assert_array_equal(res.history["nnz"][b], one.history["nnz"])
+
+
+def test_same_seed_bit_identical(tiny_problem):
+    p = tiny_problem
+    W0 = p.W + 0.1
+    runs = [train_iht(p.X, p.y, W0, p.v, sparsifier=Threshold(0.05), epochs=3, X_test=p.X_test,
+                      y_test=p.y_test, random_state=7) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].W, runs[1].W)
+    np.testing.assert_array_equal(runs[0].v, runs[1].v)
+    for key in runs[0].history:
+        np.testing.assert_array_equal(runs[0].history[key], runs[1].history[key])
+    other = train_iht(p.X, p.y, W0, p.v, sparsifier=Threshold(0.05), epochs=3, random_state=8)
+    assert not np.array_equal(other.W, runs[0].W)
+
+
+def test_history_initial_entry_and_shapes(tiny_problem):
+    p = tiny_problem
+    W0 = p.W * 1.1
+    res = train_iht(p.X, p.y, W0, p.v, sparsifier=Dense(), epochs=3, X_test=p.X_test, y_test=p.y_test,
+                    random_state=0)
+    assert res.history["train_loss"].shape == (4,)
+    act = p.activation
+    assert res.history["train_loss"][0] == pytest.approx(np.mean((act(p.X @ W0) @ p.v - p.y) ** 2), rel=1e-12)
+    assert res.history["test_loss"][0] == pytest.approx(np.mean((act(p.X_test @ W0) @ p.v - p.y_test) ** 2))
+    assert res.history["nnz"][0] == np.count_nonzero(W0)
+    assert res.n_iter_ == 3
+
+
+def test_sparsify_last_makes_output_exactly_sparse(tiny_problem):
+    p = tiny_problem
+    W0 = p.W + 0.05
+    res = train_iht(p.X, p.y, W0, p.v, sparsifier=TopFraction(0.4), epochs=2, random_state=0)
+    assert np.count_nonzero(res.W) == round(0.4 * res.W.size)
+    res = train_iht(p.X, p.y, W0, p.v, sparsifier=Threshold(0.2), epochs=2, random_state=0)
+    nz = res.W[res.W != 0]
+    assert np.all(np.abs(nz) > 0.2)
+    assert res.history["nnz"][-1] == np.count_nonzero(res.W)
+    # report protocol: no sparsification after the last epoch -> the SGD steps regrow small weights
+    res2 = train_iht(p.X, p.y, W0, p.v, sparsifier=Threshold(0.2), epochs=2, random_state=0, sparsify_last=False)
+    assert np.count_nonzero(res2.W) > np.count_nonzero(res.W)
+
+
+def test_pretraining_only_is_dense(tiny_problem):
+    p = tiny_problem
+    res = train_iht(p.X, p.y, p.W + 0.05, p.v, sparsifier=Threshold(0.5), epochs=2, pretrain_epochs=2,
+                    sparsify_last=False, random_state=0)
+    assert np.count_nonzero(res.W) == res.W.size
+
+
+def test_v_fixed_unless_trained(tiny_problem):
+    p = tiny_problem
+    v0 = p.v * 1.3
+    res = train_iht(p.X, p.y, p.W, v0, sparsifier=Dense(), epochs=1, random_state=0)
+    np.testing.assert_array_equal(res.v, v0)
+    res = train_iht(p.X, p.y, p.W, v0, sparsifier=Dense(), epochs=1, train_v=True, random_state=0)
+    assert not np.array_equal(res.v, v0)
+
+
+def test_mask_holds_weights_at_zero(tiny_problem):
+    p = tiny_problem
+    mask = p.W != 0
+    res = train_iht(p.X, p.y, p.W + 0.3, p.v, sparsifier=Dense(), epochs=2, mask=mask, random_state=0)
+    assert np.all(res.W[~mask] == 0)
+    assert np.all(res.W[mask] != 0)
+
+
+def test_full_batch_gd_loss_non_increasing(tiny_problem):
+    p = tiny_problem
+    rng = np.random.default_rng(3)
+    W0 = p.W + 0.3 * rng.standard_normal(p.W.shape)
+    res = train_iht(p.X, p.y, W0, p.v, sparsifier=Dense(), epochs=30, batch_size=None, learning_rate=0.01,
+                    pretrain_epochs=30)
+    loss = res.history["train_loss"]
+    assert np.all(np.diff(loss) <= 1e-12), loss
+    assert loss[-1] < 0.5 * loss[0]
+
+
+def test_converges_to_truth_near_init(tiny_problem):
+    p = tiny_problem
+    rng = np.random.default_rng(1)
+    res = train_iht(p.X, p.y, p.W + 0.05 * rng.standard_normal(p.W.shape), p.v, sparsifier=Threshold(0.075),
+                    epochs=40, batch_size=10, learning_rate=3e-3, pretrain_epochs=2, random_state=0)
+    assert np.linalg.norm(res.W - p.W) / np.linalg.norm(p.W) < 1e-3
+
+
+def test_float32(tiny_problem):
+    p = tiny_problem
+    res = train_iht(p.X, p.y, p.W, p.v, sparsifier=Dense(), epochs=1, dtype=np.float32, random_state=0)
+    assert res.W.dtype == np.float32
+
+
+def test_divergence_raises_with_advice(tiny_problem):
+    p = tiny_problem
+    with pytest.raises(ValueError, match="diverged.*smaller learning_rate"):
+        train_iht(p.X, p.y, p.W * 3, p.v, sparsifier=Dense(), epochs=3, learning_rate=10.0, random_state=0)
+
+
+def test_divergence_flag_freezes_only_that_model(tiny_problem):
+    p = tiny_problem
+    W0 = np.stack([p.W, p.W * 3])
+    res = train_iht_batched(p.X, p.y, W0, np.stack([p.v, p.v]), sparsifiers=Dense(), epochs=2,
+                            learning_rate=np.array([1e-3, 10.0]), on_divergence="flag", random_states=[0, 1])
+    assert res.diverged.tolist() == [False, True]
+    assert np.all(np.isfinite(res.W[0])) and np.all(np.isnan(res.W[1]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(X=np.ones((10, 3, 2))), "'X' must be 2-D"),
+        (dict(y=np.ones(9)), r"'y' must have shape \(10,\)"),
+        (dict(X=np.full((10, 3), np.nan)), "'X' contains NaN"),
+        (dict(y=np.r_[np.ones(9), np.inf]), "'y' contains NaN"),
+        (dict(W0=np.ones((4, 2))), "'W' must have 3 rows"),
+        (dict(v0=np.ones(3)), r"'v' must have shape \(1, 2\)|'v' must have shape"),
+        (dict(learning_rate=-1.0), r"'learning_rate' parameter of train_iht must be a float in the range \(0, inf\)"),
+        (dict(epochs=-1), r"'epochs' parameter of train_iht must be an int in the range \[0, inf\)"),
+        (dict(batch_size=0), "'batch_size' parameter"),
+        (dict(pretrain_epochs=-2), "'pretrain_epochs' parameter"),
+        (dict(sparsifier="top"), "'sparsifier' parameter"),
+    ],
+)
+def test_bad_input_messages(kwargs, match):
+    args = dict(X=np.ones((10, 3)), y=np.ones(10), W0=np.ones((3, 2)), v0=np.ones(2), sparsifier=Dense(), epochs=1)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        train_iht(args.pop("X"), args.pop("y"), args.pop("W0"), args.pop("v0"), **args)
