@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sparsenet.experiments.report import (  # noqa: E402
+    _xsort,
     aggregate,
     config_field,
     experiment_methods,
@@ -121,12 +122,19 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     table = aggregate([r for r in records if r.get("protocol") == protocol], metric,
                       history=history)
     plotted = []
+    categories = [str(x) for x in sorted({k[2] for k in table}, key=_xsort)
+                  if not isinstance(x, float)]
+    order = [str(v) for v in (config_field(config, "values", []) or [])]
+    categories.sort(key=lambda c: order.index(c) if c in order else len(order))
     for label in methods:
         rows = sorted(((key[2], s) for key, s in table.items() if key[1] == label),
                       key=lambda t: t[0])
         if not rows:
             continue
-        xs = np.array([x for x, _ in rows], dtype=float)
+        if all(isinstance(x, float) for x, _ in rows):
+            xs = np.array([x for x, _ in rows], dtype=float)
+        else:  # a categorical sweep (e.g. activation): evenly spaced, labelled ticks
+            xs = np.array([categories.index(str(x)) for x, _ in rows], dtype=float)
         mean = np.array([s.mean for _, s in rows], dtype=float)
         std = np.array([s.std for _, s in rows], dtype=float)
         ok = np.isfinite(mean)
@@ -141,6 +149,8 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
                         lw=1.4, capsize=3, elinewidth=1.0, label=label + note)
         plotted.extend(mean[ok].tolist())
         plotted.extend((mean + std)[ok].tolist())
+    if categories:
+        ax.set_xticks(range(len(categories)), categories)
     if _use_log(plotted, metric):
         ax.set_yscale("log", nonpositive="clip")
     ylabel, title = _metric_labels(metric)
@@ -156,7 +166,7 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
                 va="center", color="0.4")
     if ax.get_legend_handles_labels()[0]:
         # below the axes so it never hides the data; constrained layout makes room for it
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False,
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=8, frameon=False,
                   ncol=1)
 
 
