@@ -204,6 +204,13 @@ def support_confusion(W, W_true, tol=1e-2, *, v=None, v_true=None, activation=No
 def predict(X, W, v, activation="relu2"):
     """Network output Σ_j v_j φ(w_jᵀx) for every row of X.
 
+    Parameters
+    ----------
+    X : ndarray of shape (m, d)
+    W : ndarray of shape (d, k)
+    v : ndarray of shape (k,)
+    activation : str, Activation or callable, default="relu2"
+
     Returns
     -------
     y_hat : ndarray of shape (n_samples,)
@@ -213,7 +220,20 @@ def predict(X, W, v, activation="relu2"):
 
 
 def test_mse(W, v, X, y, activation="relu2"):
-    """Mean squared error (1/m) Σ (ŷ − y)² of the network on (X, y)."""
+    """Mean squared error (1/m) Σ (ŷ − y)² of the network on (X, y).
+
+    Parameters
+    ----------
+    W : ndarray of shape (d, k)
+    v : ndarray of shape (k,)
+    X : ndarray of shape (m, d)
+    y : ndarray of shape (m,)
+    activation : str, Activation or callable, default="relu2"
+
+    Returns
+    -------
+    mse : float
+    """
     r = predict(X, W, v, activation) - np.asarray(y)
     return float(np.mean(r * r))
 
