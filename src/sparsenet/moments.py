@@ -54,9 +54,9 @@ def _weighted_products(w, Zs):
     if not Zs:
         return np.asarray(w.sum())
     shape = tuple(Z.shape[1] for Z in Zs)
-    G = Zs[0] * w[:, None]
     if len(Zs) == 1:
-        return G.sum(axis=0)
+        return w @ Zs[0]
+    G = Zs[0] * w[:, None]
     for Z in Zs[1:-1]:
         # Row-wise Khatri–Rao product: (n, r_1···r_m) ⊙ (n, r_{m+1}).
         G = (G[:, :, None] * Z[:, None, :]).reshape(G.shape[0], -1)
