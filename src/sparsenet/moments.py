@@ -51,11 +51,16 @@ def partial_matchings(j):
 
 def _weighted_products(w, Zs):
     """Σ_n w_n ⊗_m Z_m[n, :] for a list of (n, r_m) arrays (row-wise outer products)."""
-    if not Zs:
-        return np.asarray(w.sum())
     shape = tuple(Z.shape[1] for Z in Zs)
+    # Width-1 projections (vector modes) are folded into the weights first.
+    for Z in Zs:
+        if Z.shape[1] == 1:
+            w = w * Z[:, 0]
+    Zs = [Z for Z in Zs if Z.shape[1] != 1]
+    if not Zs:
+        return np.full(shape, w.sum())
     if len(Zs) == 1:
-        return w @ Zs[0]
+        return (w @ Zs[0]).reshape(shape)
     G = Zs[0] * w[:, None]
     for Z in Zs[1:-1]:
         # Row-wise Khatri–Rao product: (n, r_1···r_m) ⊙ (n, r_{m+1}).
@@ -127,7 +132,7 @@ def hermite_contract(X, y, mats, *, chunk_size=None):
         keys.append(key)
 
     if chunk_size is None:
-        widest = max([1] + [int(np.prod([sizes[m] for m in U[:-1]])) for U in subsets if U])
+        widest = max([1] + [int(np.prod([sizes[m] for m in U])) // max(sizes[m] for m in U) for U in subsets if U])
         chunk_size = max(256, _MAX_CHUNK_ENTRIES // max(widest, d))
     chunk_size = int(chunk_size)
 
