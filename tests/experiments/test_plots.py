@@ -1,0 +1,116 @@
+"""Figures: files, panels, and what goes into the mean."""
+
+from types import SimpleNamespace
+
+import matplotlib
+import numpy as np
+import pytest
+
+from sparsenet.experiments.plots import figure_stem, plot_experiment, save_figure
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+INF = float("inf")
+
+
+def rec(method, x, metrics, *, protocol="blind", seed=0, status="ok", history=None):
+    return {"run_key": f"{protocol}-{method}-{x}-{seed}", "experiment": "figXX",
+            "protocol": protocol, "method": method, "x": x, "seed": seed, "status": status,
+            "error": None, "metrics": metrics, "history": history or {}, "wall_time": 0.1,
+            "params": {}}
+
+
+def config(metrics=("recovery_error",), figure=4, x="thresh_train", values=(0.0, 0.1, 0.2)):
+    return {"experiment": {"name": f"fig{figure:02d}", "figure": figure, "title": "T", "x": x,
+                           "values": list(values), "metrics": list(metrics),
+                           "protocols": ["blind", "report"], "trials": 2},
+            "methods": [{"label": "tensor"}, {"label": "random"}]}
+
+
+def records(values=(0.0, 0.1, 0.2)):
+    out = []
+    for p in ("blind", "report"):
+        for m, off in (("tensor", 0.0), ("random", 0.1)):
+            for x in values:
+                for s in range(2):
+                    out.append(rec(m, x, {"recovery_error": 0.1 + off + x + 0.01 * s,
+                                          "pct_true_negative": 50.0 + 100 * x},
+                                   protocol=p, seed=s))
+    return out
+
+
+def test_save_figure_writes_png_and_svg_with_figure_number(tmp_path):
+    cfg = config()
+    fig = plot_experiment(cfg, records())
+    stem = figure_stem(cfg)
+    assert stem == "fig04_recovery_error_vs_thresh_train"
+    png, svg = save_figure(fig, tmp_path, stem)
+    plt.close(fig)
+    assert png.name == "fig04_recovery_error_vs_thresh_train.png" and svg.suffix == ".svg"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in svg.read_bytes()[:2000]
+
+
+def test_one_panel_per_metric_and_protocol_with_titles():
+    cfg = config(metrics=("recovery_error", "pct_true_negative"), figure=8)
+    fig = plot_experiment(cfg, records())
+    axes = fig.get_axes()
+    assert len(axes) == 4
+    titles = [ax.get_title() for ax in axes]
+    assert sum("blind" in t for t in titles) == 2 and sum("report" in t for t in titles) == 2
+    assert "%" in axes[2].get_ylabel() and axes[0].get_xlabel().startswith("IHT threshold")
+    labels = axes[0].get_legend_handles_labels()[1]
+    assert labels == ["tensor", "random"]
+    plt.close(fig)
+
+
+def test_config_as_object():
+    exp = SimpleNamespace(**config()["experiment"])
+    cfg = SimpleNamespace(experiment=exp, methods=[SimpleNamespace(label="tensor")])
+    fig = plot_experiment(cfg, records())
+    assert len(fig.get_axes()) == 2
+    plt.close(fig)
+
+
+def test_infinite_and_failed_runs_are_excluded_and_counted():
+    recs = records()
+    recs.append(rec("tensor", 0.1, {"recovery_error": INF}, seed=5))
+    recs.append(rec("tensor", 0.2, {}, seed=6, status="failed"))
+    fig = plot_experiment(config(), recs)
+    ax = fig.get_axes()[0]
+    label = ax.get_legend_handles_labels()[1][0]
+    assert "1 failed" in label and "1 infinite" in label
+    ydata = np.concatenate([line.get_ydata() for line in ax.get_lines()])
+    assert np.all(np.isfinite(ydata))
+    tensor = ax.get_lines()[0].get_ydata()
+    assert tensor[1] == pytest.approx(0.1 + 0.1 + 0.005)  # mean of the two finite trials
+    assert ax.get_legend_handles_labels()[1][1] == "random"  # nothing excluded: no note
+    plt.close(fig)
+
+
+def test_history_metrics_plot_against_epoch_on_log_scale(tmp_path):
+    cfg = config(metrics=("train_loss", "test_loss"), figure=3, x="epoch", values=())
+    recs = [rec(m, None, {}, seed=s, protocol=p,
+                history={"train_loss": [a * 0.5 ** e for e in range(11)],
+                         "test_loss": [1.1 * a * 0.5 ** e for e in range(11)]})
+            for p in ("blind", "report") for m, a in (("tensor", 1.0), ("random", 10.0))
+            for s in range(2)]
+    fig = plot_experiment(cfg, recs)
+    axes = fig.get_axes()
+    assert len(axes) == 4
+    assert all(ax.get_yscale() == "log" for ax in axes)
+    assert "epoch" in axes[0].get_xlabel() and "MSE" in axes[0].get_ylabel()
+    assert list(axes[0].get_lines()[0].get_xdata()) == list(range(11))
+    png, _ = save_figure(fig, tmp_path, figure_stem(cfg))
+    assert png.name.startswith("fig03_")
+    plt.close(fig)
+
+
+def test_all_failed_panel_still_draws():
+    recs = [rec("tensor", x, {}, status="failed", seed=s, protocol=p)
+            for x in (0.0, 0.1) for s in range(2) for p in ("blind", "report")]
+    fig = plot_experiment(config(), recs)
+    assert len(fig.get_axes()) == 2
+    assert any("no successful run" in t.get_text() for t in fig.get_axes()[0].texts)
+    plt.close(fig)
