@@ -1,0 +1,222 @@
+"""Command line: ``sparsenet reproduce | run | report | list`` (plus ``fit``/``predict`` when available).
+
+Examples
+--------
+::
+
+    sparsenet list
+    sparsenet reproduce --scale quick --out results --jobs 2
+    sparsenet run my_sweep.toml --out results
+    sparsenet report results
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_OUT = "results"
+
+
+def _jobs_default():
+    return os.cpu_count() or 1
+
+
+def _add_run_options(p, *, default_scale):
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help=f"output folder: results store runs.sqlite, figures/ and REPORT.md (default: {DEFAULT_OUT})")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help=f"worker processes; 1 runs in this process (default: all cores, here {_jobs_default()})")
+    p.add_argument("--scale", choices=("quick", "paper"), default=default_scale,
+                   help="quick: every swept value, fewer trials and epochs; paper: the report's sizes "
+                        f"(5 trials, 25 epochs) (default: {default_scale})")
+    p.add_argument("--force", action="store_true",
+                   help="recompute runs already in the store and overwrite them (default: off, stored runs are skipped)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="recompute runs stored as failed (default: off)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="sparsenet",
+        description="Sparse one-hidden-layer networks: tensor initialization + IHT. Reproduce the "
+                    "experiments of Agrawal & Kar and run your own sweeps.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("reproduce", help="run every shipped figure experiment, then write figures and the report",
+                       description="Run every shipped experiment (figures 3-15 and the extra sweeps), skipping runs "
+                                   "already stored, then write figures/ and REPORT.md/REPORT.html under --out. "
+                                   "Ctrl-C stops cleanly; rerun the same command to resume.")
+    _add_run_options(p, default_scale="quick")
+    p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("run", help="run the sweep of one or more TOML experiment definitions",
+                       description="Run one or more experiment definitions (see docs/EXPERIMENT_SCHEMA.md), "
+                                   "skipping runs already stored. Ctrl-C stops cleanly; rerun to resume.")
+    p.add_argument("configs", nargs="+", metavar="CONFIG.toml",
+                   help="experiment definition(s); a shipped experiment may be named by its name, e.g. fig04")
+    _add_run_options(p, default_scale="paper")
+    p.add_argument("--report", action="store_true",
+                   help="also write figures and the report for these experiments (default: off)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("report", help="write figures and REPORT.md/REPORT.html from a results folder",
+                       description="Rebuild figures and the report from the store of DIR alone (nothing is rerun).")
+    p.add_argument("out", metavar="DIR", help="a results folder written by reproduce or run")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("list", help="list the shipped experiments",
+                       description="List the shipped experiment definitions with their figure, sweep and size.")
+    p.add_argument("--scale", choices=("quick", "paper"), default="paper",
+                   help="scale used to count runs (default: paper)")
+    p.set_defaults(func=_cmd_list)
+
+    # Optional commands of the estimator (fit/predict), when that module is installed.
+    if importlib.util.find_spec("sparsenet.cli_model") is not None:
+        from sparsenet import cli_model
+
+        cli_model.add_commands(sub)
+    return parser
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _resolve_config(name):
+    from sparsenet.experiments.config import CONFIG_DIR
+
+    path = Path(name)
+    if path.exists():
+        return path
+    shipped = CONFIG_DIR / f"{name}.toml"
+    if shipped.exists():
+        return shipped
+    raise SystemExit(f"sparsenet: no such experiment file or shipped experiment: {name!r} (see `sparsenet list`)")
+
+
+def _load(paths, scale):
+    from sparsenet.experiments.config import ConfigError, load_config
+
+    try:
+        return [load_config(p, scale=scale) for p in paths]
+    except ConfigError as exc:
+        raise SystemExit(f"sparsenet: {exc}") from None
+
+
+def _sweep(configs, args):
+    from sparsenet.experiments.runner import run_experiments
+    from sparsenet.experiments.store import open_store
+
+    with open_store(args.out) as store:
+        result = run_experiments(configs, store, jobs=args.jobs, force=args.force,
+                                 retry_failed=args.retry_failed, progress=not args.no_progress)
+    print(f"{result.done} runs computed, {result.skipped} already stored, {result.total} in all "
+          f"({result.wall_time:.1f} s); store: {Path(args.out) / 'runs.sqlite'}")
+    if result.failed:
+        print(f"{len(result.failed)} runs failed:", file=sys.stderr)
+        for key, label, error in result.failed[:20]:
+            print(f"  {key[:12]} {label}: {error.splitlines()[0] if error else ''}", file=sys.stderr)
+    if result.interrupted:
+        print("Interrupted: finished runs are stored; rerun the same command to resume.", file=sys.stderr)
+    return result
+
+
+def _write_report(out, experiments, **kwargs):
+    try:
+        from sparsenet.experiments.report import write_report
+    except ImportError as exc:
+        raise SystemExit(
+            f"sparsenet: cannot write the report: sparsenet.experiments.report is unavailable ({exc}). "
+            "The runs are stored; run `sparsenet report DIR` once it is installed."
+        ) from None
+    md, html = write_report(out, experiments, **kwargs)
+    print(f"report: {md} and {html}")
+
+
+def _records(configs, out):
+    from sparsenet.experiments.store import open_store
+
+    with open_store(out) as store:
+        return [(c, store.records(c)) for c in configs]
+
+
+def _cmd_reproduce(args):
+    from sparsenet.experiments.config import shipped_configs
+
+    start = time.perf_counter()
+    configs = _load(shipped_configs(), args.scale)
+    result = _sweep(configs, args)
+    if result.interrupted:
+        return 130
+    _write_report(args.out, _records(configs, args.out), scale=args.scale, wall_time=time.perf_counter() - start)
+    return 0
+
+
+def _cmd_run(args):
+    configs = _load([_resolve_config(c) for c in args.configs], args.scale)
+    result = _sweep(configs, args)
+    if result.interrupted:
+        return 130
+    if args.report:
+        _write_report(args.out, _records(configs, args.out), scale=args.scale)
+    return 1 if result.failed else 0
+
+
+def _cmd_report(args):
+    from sparsenet.experiments.config import ConfigError, parse_config
+    from sparsenet.experiments.store import STORE_NAME, open_store
+
+    import tomllib
+
+    if not (Path(args.out) / STORE_NAME).exists():
+        raise SystemExit(f"sparsenet: no results store {Path(args.out) / STORE_NAME}; run `sparsenet reproduce` first")
+    with open_store(args.out) as store:
+        configs = []
+        for row in store.experiments():
+            try:
+                configs.append(parse_config(tomllib.loads(row["source"]), row["path"], scale=row["scale"],
+                                            source=row["source"]))
+            except (ConfigError, tomllib.TOMLDecodeError) as exc:
+                print(f"sparsenet: skipping stored experiment {row['name']}: {exc}", file=sys.stderr)
+        configs.sort(key=lambda c: (c.figure is None, c.figure or 0, c.name))
+        experiments = [(c, store.records(c)) for c in configs]
+    scales = sorted({c.scale for c in configs})
+    _write_report(args.out, experiments, scale=", ".join(scales) or None)
+    return 0
+
+
+def _cmd_list(args):
+    from sparsenet.experiments.config import expand, shipped_configs
+
+    configs = _load(shipped_configs(), args.scale)
+    print(f"{'name':<10} {'fig':>3}  {'swept':<13} {'values':>6} {'runs':>5}  title")
+    for c in configs:
+        n_runs = len({r.key for r in expand(c)})
+        fig = "" if c.figure is None else str(c.figure)
+        print(f"{c.name:<10} {fig:>3}  {c.x:<13} {len(c.values):>6} {n_runs:>5}  {c.title}")
+    return 0
+
+
+def main(argv=None):
+    """Entry point of the ``sparsenet`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
+        parser.error(f"--jobs must be >= 1. Got {args.jobs}.")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

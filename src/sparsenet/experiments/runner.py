@@ -1,0 +1,379 @@
+"""Run the runs of one or more experiments that are not stored yet, in parallel, resumably.
+
+Runs that share a planted problem *shape* (n, d, k, activation, n_test, epochs, batch size, protocol)
+form one group. A group is cut into :class:`Task` chunks of whole trials (a problem is never split
+between tasks), and one task
+
+1. generates each trial's planted problem once,
+2. runs each initialization once per (problem, protocol),
+3. trains every model with ONE call of :func:`sparsenet.train.train_iht_batched` (the problems stacked
+   as ``X`` of shape (P, n, d), ``data_index`` mapping models to problems) per distinct
+   ``ModelSpec.batch_key``,
+4. returns one record per run.
+
+:func:`execute_task` is a pure function of its picklable argument: it can run in this process, in a
+process pool (:func:`local_pool`) or on another machine. Only the parent writes the store, one
+transaction per finished task, so a kill -9 at any moment loses at most the tasks in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+import numpy as np
+
+from sparsenet.experiments.config import PROBLEM_KEYS, expand
+
+__all__ = [
+    "Task",
+    "SweepResult",
+    "make_tasks",
+    "execute_task",
+    "local_pool",
+    "serial",
+    "run_experiments",
+]
+
+_SHAPE_KEYS = ("n", "d", "k", "activation", "n_test", "epochs", "batch_size")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A chunk of runs sharing one problem shape and protocol, executed together."""
+
+    runs: tuple
+
+    def __len__(self):
+        return len(self.runs)
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_experiments` did."""
+
+    total: int  # runs requested (deduplicated by key)
+    skipped: int  # already stored
+    done: int  # stored by this call
+    failed: list  # (run_key, label, error) of runs that failed in this call
+    interrupted: bool = False
+    wall_time: float = 0.0
+
+
+def make_tasks(runs, *, max_models=256):
+    """Group runs by problem shape and protocol, then cut each group into chunks of whole trials.
+
+    Parameters
+    ----------
+    runs : list of Run
+        Runs with distinct keys.
+    max_models : int or None, default=256
+        Upper bound on the models of one task (one problem's runs are never split). ``None``: no limit;
+        ``1``: every run alone, each problem regenerated (used to test that grouping changes nothing).
+
+    Returns
+    -------
+    tasks : list of Task
+        Largest first, so that a pool finishes evenly.
+    """
+    groups = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        p = run.params_dict
+        shape = (run.protocol,) + tuple(str(p[k]) for k in _SHAPE_KEYS)
+        problem = (run.seed,) + tuple(str(p.get(k)) for k in PROBLEM_KEYS)
+        groups[shape][problem].append(run)
+    tasks = []
+    for problems in groups.values():
+        chunk = []
+        for problem_runs in problems.values():
+            if chunk and max_models is not None and len(chunk) + len(problem_runs) > max_models:
+                tasks.append(Task(tuple(chunk)))
+                chunk = []
+            if max_models == 1:
+                tasks.extend(Task((r,)) for r in problem_runs)
+                continue
+            chunk.extend(problem_runs)
+        if chunk:
+            tasks.append(Task(tuple(chunk)))
+    tasks.sort(key=lambda t: -_cost(t))
+    return tasks
+
+
+def _cost(task):
+    p = task.runs[0].params_dict
+    return len(task.runs) * p["n"] * p["d"] * p["k"] * max(p["epochs"], 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Executing one task (pure: Task -> records)
+
+
+def _record(run, *, status="ok", error=None, metrics=None, history=None, wall_time=0.0):
+    return {
+        "run_key": run.key,
+        "method": run.method,
+        "protocol": run.protocol,
+        "trial": run.trial,
+        "seed": run.seed,
+        "status": status,
+        "error": error,
+        "params": run.params_dict,
+        "metrics": metrics or {},
+        "history": history or {},
+        "wall_time": float(wall_time),
+    }
+
+
+def _error_text(exc):
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _make_problem(params, seed):
+    from sparsenet.data import make_planted
+
+    return make_planted(
+        params["n"], params["d"], params["k"],
+        activation=params["activation"], kappa=params["kappa"],
+        thresh_gt=params.get("thresh_gt"), p_gt=params.get("p_gt"),
+        noise_sd=params["noise_sd"], n_test=params["n_test"], random_state=np.random.default_rng([seed, 0]),
+    )
+
+
+def execute_task(task):
+    """Run every run of ``task`` and return one record (dict) per run; never raises for a run's failure.
+
+    A run whose problem, initialization, build or training raises, or whose training diverges, gets a
+    record with ``status="failed"`` and the error message; the other runs are unaffected.
+    """
+    from sparsenet.experiments.methods import METHODS, ProblemContext
+
+    start = time.perf_counter()
+    records = {}
+    problems = {}  # problem id -> (index in the stacked arrays, ProblemContext)
+    contexts = {}
+    specs = []  # (run, spec, problem index, context)
+    for run in task.runs:
+        params = run.params_dict
+        pid = (run.seed,) + tuple(str(params.get(k)) for k in PROBLEM_KEYS)
+        try:
+            if pid not in problems:
+                problems[pid] = _make_problem(params, run.seed)
+            if (pid, run.protocol) not in contexts:
+                contexts[(pid, run.protocol)] = ProblemContext(problems[pid], run.protocol, run.seed)
+            ctx = contexts[(pid, run.protocol)]
+            spec = METHODS[run.method].build(params, ctx)
+        except Exception as exc:  # noqa: BLE001 - recorded as this run's failure
+            records[run.key] = _record(run, status="failed", error=_error_text(exc))
+            continue
+        specs.append((run, spec, pid, ctx))
+    setup_time = time.perf_counter() - start
+
+    calls = defaultdict(list)
+    for item in specs:
+        calls[(item[0].protocol, item[1].batch_key)].append(item)
+    for (protocol, _), items in calls.items():
+        t0 = time.perf_counter()
+        try:
+            results = _train_batch(items, protocol)
+        except Exception as exc:  # noqa: BLE001 - the whole call failed: every run in it fails
+            for run, *_ in items:
+                records[run.key] = _record(run, status="failed", error=_error_text(exc))
+            continue
+        share = (time.perf_counter() - t0) / len(items) + setup_time / len(task.runs)
+        for (run, spec, pid, ctx), result in zip(items, results):
+            records[run.key] = _finish(run, spec, ctx, result, share)
+    return [records[run.key] for run in task.runs]
+
+
+def _train_batch(items, protocol):
+    """One ``train_iht_batched`` call for ``items``; returns per model (W, v, history, diverged)."""
+    from sparsenet.train import train_iht_batched
+
+    pids = list(dict.fromkeys(pid for _, _, pid, _ in items))
+    index = {pid: i for i, pid in enumerate(pids)}
+    ctx_of = {pid: ctx for _, _, pid, ctx in items}
+    probs = [ctx_of[pid].problem for pid in pids]
+    params = items[0][0].params_dict
+    specs = [spec for _, spec, _, _ in items]
+    masks = None
+    if any(s.mask is not None for s in specs):
+        masks = np.stack([np.ones_like(s.W0, dtype=bool) if s.mask is None else s.mask for s in specs])
+    batch_size = None if params["batch_size"] == "full" else params["batch_size"]
+    res = train_iht_batched(
+        np.stack([p.X for p in probs]),
+        np.stack([p.y for p in probs]),
+        np.stack([s.W0 for s in specs]),
+        np.stack([s.v0 for s in specs]),
+        sparsifiers=[s.sparsifier for s in specs],
+        epochs=params["epochs"],
+        batch_size=batch_size,
+        learning_rate=np.array([s.learning_rate for s in specs], dtype=float),
+        pretrain_epochs=np.array([s.pretrain_epochs for s in specs], dtype=int),
+        train_v=np.array([s.train_v for s in specs], dtype=bool),
+        activation=params["activation"],
+        data_index=np.array([index[pid] for _, _, pid, _ in items]),
+        X_test=np.stack([p.X_test for p in probs]),
+        y_test=np.stack([p.y_test for p in probs]),
+        sparsify_last=(protocol != "report"),
+        mask=masks,
+        random_states=[np.random.default_rng([run.seed, 100]) for run, *_ in items],
+        on_divergence="flag",
+        **specs[0].call_kwargs,
+    )
+    diverged = getattr(res, "diverged", np.zeros(len(items), dtype=bool))
+    out = []
+    for b in range(len(items)):
+        history = {name: np.asarray(values)[b] for name, values in res.history.items()}
+        out.append((np.asarray(res.W)[b], np.asarray(res.v)[b], history, bool(diverged[b])))
+    return out
+
+
+def _finish(run, spec, ctx, result, wall_time):
+    from sparsenet.experiments.methods import evaluate_run
+
+    W, v, history, diverged = result
+    if diverged:
+        return _record(
+            run, status="failed", wall_time=wall_time,
+            error="training diverged (non-finite loss); try a smaller learning_rate",
+            history=_history_json(history),
+        )
+    try:
+        extra = {}
+        if spec.finish is not None:
+            W, v, history, extra = spec.finish(W, v, history)
+        metrics = evaluate_run(W, v, spec.W0, spec.v0, ctx.problem, run.protocol)
+        metrics.update(extra or {})
+    except Exception as exc:  # noqa: BLE001
+        return _record(run, status="failed", error=_error_text(exc) + "\n" + traceback.format_exc(limit=3))
+    return _record(run, metrics=metrics, history=_history_json(history), wall_time=wall_time)
+
+
+def _history_json(history):
+    return {name: [float(x) for x in np.asarray(values, dtype=float).ravel()] for name, values in history.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Backends: iterables of (task, records) in completion order
+
+
+def _worker_init():
+    # Ctrl-C is handled by the parent alone; one BLAS thread per process (the pool uses the cores).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        pass
+
+
+def serial(tasks):
+    """Execute tasks one after the other in this process."""
+    for task in tasks:
+        yield task, execute_task(task)
+
+
+def local_pool(tasks, jobs):
+    """Execute tasks in a pool of ``jobs`` worker processes; yields as each completes.
+
+    On Ctrl-C (or when the consumer stops early) pending tasks are cancelled and the workers stopped.
+    """
+    import multiprocessing as mp
+
+    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    clean = False
+    try:
+        futures = {executor.submit(execute_task, task): task for task in tasks}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield futures[future], future.result()
+        clean = True
+    finally:
+        if not clean:
+            for proc in list(getattr(executor, "_processes", {}).values()):
+                proc.terminate()  # our own workers: stop the tasks in flight now
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def run_experiments(configs, store, *, jobs=None, force=False, retry_failed=False, progress=True,
+                    max_models=None, backend=None):
+    """Run every run of ``configs`` that is not in ``store``; store each task's records as it finishes.
+
+    Parameters
+    ----------
+    configs : list of ExperimentConfig
+    store : Store
+    jobs : int or None, default=None
+        Worker processes; None uses every local core, 1 runs in this process.
+    force : bool, default=False
+        Recompute and overwrite runs already stored.
+    retry_failed : bool, default=False
+        Recompute runs stored with status "failed".
+    progress : bool, default=True
+        Show a tqdm progress bar (runs done / total, elapsed, time remaining).
+    max_models : int or None, default=None
+        Models per task (see :func:`make_tasks`); None picks a size that keeps every worker busy.
+    backend : callable or None, default=None
+        ``backend(tasks) -> iterable of (task, records)``; None: :func:`local_pool` (or :func:`serial`).
+
+    Returns
+    -------
+    result : SweepResult
+        ``interrupted=True`` when stopped by Ctrl-C; everything finished before is stored.
+    """
+    start = time.perf_counter()
+    runs = {}
+    for config in configs:
+        store.put_experiment(config)
+        for run in expand(config):
+            runs.setdefault(run.key, run)
+    if force:
+        todo = list(runs.values())
+    else:
+        stored = store.keys() if not retry_failed else store.keys(status="ok")
+        todo = [r for k, r in runs.items() if k not in stored]
+    skipped = len(runs) - len(todo)
+    jobs = jobs or os.cpu_count() or 1
+    if max_models is None:
+        # Enough tasks to keep every worker busy, each as large as that allows (batching pays per call).
+        max_models = max(16, min(512, -(-len(todo) // (2 * jobs)))) if jobs > 1 else 512
+    tasks = make_tasks(todo, max_models=max_models)
+    if backend is None:
+        backend = serial if jobs == 1 or len(tasks) <= 1 else (lambda ts: local_pool(ts, jobs))
+
+    result = SweepResult(total=len(runs), skipped=skipped, done=0, failed=[])
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), unit="run", desc="runs", dynamic_ncols=True)
+    stream = backend(tasks)
+    try:
+        for task, records in stream:
+            store.put(records, replace=force or retry_failed)
+            result.done += len(records)
+            labels = {r.key: r.label for r in task.runs}
+            result.failed += [(r["run_key"], labels[r["run_key"]], r["error"]) for r in records if r["status"] != "ok"]
+            if bar is not None:
+                bar.update(len(records))
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            try:
+                close()
+            except KeyboardInterrupt:  # a second Ctrl-C while shutting the pool down
+                result.interrupted = True
+        if bar is not None:
+            bar.close()
+    result.wall_time = time.perf_counter() - start
+    return result
