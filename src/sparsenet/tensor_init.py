@@ -389,6 +389,70 @@ def _decompose4(T, rng):
 # ----------------------------------------------------------------------------------------------
 # Main function
 # ----------------------------------------------------------------------------------------------
+def _rec_mag_sign(prof, V, U, alpha, Q1, Q2, *, ybar=None):
+    """RecMagSign (§7): norms and signs from Q̂1 = M̂_{l1}(I, α, …) and Q̂2 = M̂_{l2}(V, V, α, …).
+
+    Returns W0 (d, k), v0 (k,) and a dict with z, r, a = αᵀB, sigma, n_clipped. ``ybar`` (mean
+    target) is used only by the sign-count rule of a φ with constant m_0 and no even moment.
+    """
+    k = U.shape[1]
+    l1, l2 = prof.l1, prof.l2
+    B = V @ U  # column i ≈ s_i w̄_i
+    a = B.T @ alpha
+    if (l1 is not None and l1 > 1) or (l2 is not None and l2 > 2):
+        if np.min(np.abs(a)) < 1e-3:
+            warnings.warn(
+                f"Tiny α-weights: min_i |αᵀw̄_i| = {np.min(np.abs(a)):.3g} < 1e-3; magnitudes and signs of "
+                "the corresponding hidden units are unreliable.",
+                stacklevel=4,
+            )
+    z = r = None
+    if l1 is not None:
+        z = np.linalg.lstsq(B, Q1, rcond=None)[0]
+    if l2 is not None:
+        Q2 = (Q2 + Q2.T) / 2
+        design = np.einsum("ai,bi->abi", U, U).reshape(k * k, k)  # column i = vec(û_i û_iᵀ)
+        r = np.linalg.lstsq(design, Q2.ravel(), rcond=None)[0]
+    for name, vec in (("z", z), ("r", r)):
+        if vec is not None and np.min(np.abs(vec)) < 1e-3 * np.max(np.abs(vec)):
+            warnings.warn(
+                f"Sign undetermined: min_i |{name}_i| = {np.min(np.abs(vec)):.3g} is below 1e-3·max_i |{name}_i| "
+                f"= {1e-3 * np.max(np.abs(vec)):.3g}; the sign of that hidden unit is a guess.",
+                stacklevel=4,
+            )
+
+    # Population: z_i = v_i s_i m_{l1}(σ_i) a_i^{l1−1}, r_i = v_i m_{l2}(σ_i) a_i^{l2−2}.
+    if l2 is not None:
+        v0 = np.sign(r) * prof.sign[l2]
+        v0[v0 == 0] = 1.0
+    else:
+        v0 = np.ones(k)
+    if l1 is not None:
+        s = np.sign(v0 * z) * prof.sign[l1]
+        s[s == 0] = 1.0
+        sigma, n_clipped = prof.magnitude(np.abs(z) / np.abs(a) ** (l1 - 1), l1)
+    else:  # even φ: ±w_i is not identifiable, magnitude from Q̂2
+        s = np.ones(k)
+        sigma, n_clipped = prof.magnitude(np.abs(r) / np.abs(a) ** (l2 - 2), l2)
+    W0 = B * (s * sigma)
+
+    if l2 is None:
+        if prof.m0_const is not None and prof.parity != "odd" and ybar is not None:
+            # E[y] = m_0 Σ_i v_i: the number p of positive v_i is identifiable (sigmoid rule, §7);
+            # flipping (v_i, w_i) -> (−v_i, −w_i) on any k − p units gives the same function.
+            p = int(np.clip(np.round((k + ybar / prof.m0_const) / 2), 0, k))
+            flip = np.arange(k) >= p
+            v0[flip] = -v0[flip]
+            W0[:, flip] = -W0[:, flip]
+        else:
+            warnings.warn(
+                f"Activation {prof.name!r} has no usable even Hermite moment (odd φ): v is not identifiable; "
+                "returned v = +1 and W0 estimates the columns v_i·w_i.",
+                stacklevel=4,
+            )
+    return W0, v0, {"z": z, "r": r, "a": a, "sigma": sigma, "n_clipped": n_clipped}
+
+
 def _check_gaussian(X):
     n, d = X.shape
     mean_dev = float(np.max(np.abs(X.mean(axis=0))))
@@ -640,7 +704,7 @@ def _tensor_init(
         warnings.warn(
             f"Small eigen-gap of P2: |λ_k|/|λ_(k+1)| = {gap:.3g} < 1.5 (k={k}); the estimated span of W "
             "is unreliable (too few samples, or k larger than the number of hidden units).",
-            stacklevel=2,
+            stacklevel=3,
         )
 
     # Stage 2: k×k×k (or k^4) tensor on S_b, decomposed.
@@ -660,66 +724,18 @@ def _tensor_init(
         warnings.warn(
             f"Poor tensor decomposition: relative CP residual {cp_res:.3g} > 0.5; the directions of W0 "
             "are unreliable (too few samples or wrong k).",
-            stacklevel=2,
+            stacklevel=3,
         )
 
     # Stage 3: RecMagSign (§7).
     t0 = time.perf_counter()
-    B = V @ U  # column i ≈ s_i w̄_i
-    a = B.T @ alpha
-    if (l1 is not None and l1 > 1) or (l2 is not None and l2 > 2):
-        if np.min(np.abs(a)) < 1e-3:
-            warnings.warn(
-                f"Tiny α-weights: min_i |αᵀw̄_i| = {np.min(np.abs(a)):.3g} < 1e-3; magnitudes and signs of "
-                "the corresponding hidden units are unreliable.",
-                stacklevel=2,
-            )
-    z = r = None
+    Q1 = Q2 = None
     if l1 is not None:
         Q1 = hermite_contract(Pc.X, Pc.targets(l1, V), [None] + [alpha] * (l1 - 1))
-        z = np.linalg.lstsq(B, Q1, rcond=None)[0]
     if l2 is not None:
         Q2 = hermite_contract(Pe.X, Pe.targets(l2, V), [V, V] + [alpha] * (l2 - 2))
-        Q2 = (Q2 + Q2.T) / 2
-        design = np.einsum("ai,bi->abi", U, U).reshape(k * k, k)
-        r = np.linalg.lstsq(design, Q2.ravel(), rcond=None)[0]
-    for name, vec in (("z", z), ("r", r)):
-        if vec is not None and np.min(np.abs(vec)) < 1e-3 * np.max(np.abs(vec)):
-            warnings.warn(
-                f"Sign undetermined: min_i |{name}_i| = {np.min(np.abs(vec)):.3g} is below 1e-3·max_i |{name}_i| "
-                f"= {1e-3 * np.max(np.abs(vec)):.3g}; the sign of that hidden unit is a guess.",
-                stacklevel=2,
-            )
-
-    n_clipped = 0
-    if l2 is not None:
-        v0 = np.sign(r) * prof.sign[l2]
-        v0[v0 == 0] = 1.0
-    else:
-        v0 = np.ones(k)
-    if l1 is not None:
-        s = np.sign(v0 * z) * prof.sign[l1]
-        s[s == 0] = 1.0
-        target = np.abs(z) / np.abs(a) ** (l1 - 1)
-        sigma, n_clipped = prof.magnitude(target, l1)
-    else:  # even φ: ±w_i is not identifiable, magnitude from Q̂2
-        s = np.ones(k)
-        sigma, n_clipped = prof.magnitude(np.abs(r) / np.abs(a) ** (l2 - 2), l2)
-    W0 = B * (s * sigma)
-
-    if l2 is None:
-        if prof.m0_const is not None and prof.parity != "odd":
-            # E[y] = m_0 Σ_i v_i: the number of positive v_i is identifiable (sigmoid rule, §7).
-            p = int(np.clip(np.round((k + Pe.y.mean() / prof.m0_const) / 2), 0, k))
-            flip = np.arange(k) >= p
-            v0[flip] = -v0[flip]
-            W0[:, flip] = -W0[:, flip]
-        else:
-            warnings.warn(
-                f"Activation {act.name!r} has no usable even Hermite moment (odd φ): v is not identifiable; "
-                "returned v = +1 and W0 estimates the columns v_i·w_i.",
-                stacklevel=2,
-            )
+    W0, v0, rms = _rec_mag_sign(prof, V, U, alpha, Q1, Q2, ybar=Pe.ybar)
+    z, r, a, sigma, n_clipped = rms["z"], rms["r"], rms["a"], rms["sigma"], rms["n_clipped"]
     timings["recmagsign"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
 
