@@ -114,3 +114,15 @@ def test_all_failed_panel_still_draws():
     assert len(fig.get_axes()) == 2
     assert any("no successful run" in t.get_text() for t in fig.get_axes()[0].texts)
     plt.close(fig)
+
+
+def test_categorical_sweep_keeps_config_order():
+    acts = ["relu2", "relu", "tanh"]
+    cfg = config(x="activation", values=acts)
+    recs = [rec("tensor", a, {"recovery_error": 0.1 * (i + 1)}, seed=s, protocol=p)
+            for i, a in enumerate(acts) for s in range(2) for p in ("blind", "report")]
+    fig = plot_experiment(cfg, recs)
+    ax = fig.get_axes()[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == acts
+    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
+    plt.close(fig)

@@ -134,7 +134,9 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
         if all(isinstance(x, float) for x, _ in rows):
             xs = np.array([x for x, _ in rows], dtype=float)
         else:  # a categorical sweep (e.g. activation): evenly spaced, labelled ticks
-            xs = np.array([categories.index(str(x)) for x, _ in rows], dtype=float)
+            rows.sort(key=lambda t: categories.index(str(t[0])))
+            xs = np.arange(len(categories), dtype=float)[[categories.index(str(x))
+                                                          for x, _ in rows]]
         mean = np.array([s.mean for _, s in rows], dtype=float)
         std = np.array([s.std for _, s in rows], dtype=float)
         ok = np.isfinite(mean)

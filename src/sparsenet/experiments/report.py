@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 HISTORY_METRICS = frozenset({"train_loss", "test_loss"})
+_EPOCH_SERIES = frozenset({"nnz"})
 _MISSING = object()
 
 
@@ -63,7 +64,10 @@ def config_field(config, key: str, default=None):
 
 def is_history_metric(metric: str, config=None) -> bool:
     """Whether ``metric`` is read per epoch from ``record["history"]`` (x = epoch)."""
-    return metric in HISTORY_METRICS or config_field(config, "x") == "epoch"
+    if metric in HISTORY_METRICS:
+        return True
+    # other per-epoch series (history["nnz"]) only when the experiment is plotted against epoch
+    return config_field(config, "x") == "epoch" and metric in _EPOCH_SERIES
 
 
 def experiment_methods(config, records) -> list[str]:
@@ -509,7 +513,9 @@ def experiment_section(config, records, fig_dir: Path) -> list:
         for protocol in protocols:
             table = aggregate([r for r in records if r.get("protocol") == protocol], metric,
                               history=history)
-            xs = sorted({k[2] for k in table}, key=_xsort)
+            order = [_xkey(v) for v in config_field(config, "values", []) or []]
+            xs = sorted({k[2] for k in table},
+                        key=lambda x: (order.index(x) if x in order else len(order), _xsort(x)))
             xs = _table_x(xs, history)
             if not xs:
                 continue
