@@ -214,3 +214,18 @@ def test_write_report_all_failed_and_extra_sweep(tmp_path):
     text = md.read_text()
     assert "cannot be decided" in text
     assert (tmp_path / "figures" / "noise_recovery_error_vs_noise_sd.png").exists()
+
+
+def test_missing_runs_are_neither_ok_nor_failed():
+    records = [rec("A", 1, 0.2), rec("A", 1, None, status="missing", seed=1)]
+    s = aggregate(records, "recovery_error")[("blind", "A", 1.0)]
+    assert (s.n_ok, s.n_failed, s.n_nonfinite) == (1, 0, 0)
+
+
+def test_expected_claim_is_not_called_a_disagreement_with_the_report(tmp_path):
+    cfg = _config()
+    cfg["claims"] = [dict(ARGMIN, expect=0.0, tolerance=0.0, source="expected", text="ours")]
+    md, _ = write_report(tmp_path, [(cfg, _records())], date="2024-01-02", version="0")
+    text = md.read_text()
+    assert "does not hold" in text and "disagrees with the report" not in text
+    assert "expected behaviour" in text

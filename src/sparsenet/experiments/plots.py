@@ -153,8 +153,11 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
         plotted.extend((mean + std)[ok].tolist())
     if categories:
         ax.set_xticks(range(len(categories)), categories)
-    if _use_log(plotted, metric):
+    # the config's yscale = "log" forces a log axis; the default ("linear") lets the data decide
+    if config_field(config, "yscale") == "log" or _use_log(plotted, metric):
         ax.set_yscale("log", nonpositive="clip")
+    if config_field(config, "xscale") == "log" and not history and not categories:
+        ax.set_xscale("log")
     ylabel, title = _metric_labels(metric)
     x = "epoch" if history else config_field(config, "x", "x")
     ax.set_xlabel(X_LABELS.get(x, x))
