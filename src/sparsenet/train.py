@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_data, check_random_state, check_scalar, check_weights
-from .activations import get_activation
+from .activations import ACTIVATIONS, get_activation
 from .sparsify import get_sparsifier
 
 __all__ = ["IHTResult", "train_iht", "train_iht_batched", "loss_and_grad", "full_batch_step"]
 
 _DIVERGED = 1e30  # a loss above this counts as divergence (the next steps overflow anyway)
+_JOINT_BYTES = 256 << 20  # minibatch path: copy X into [X | y] (one gather per step) below this size
 
 
 @dataclass
@@ -47,11 +48,58 @@ class IHTResult:
     diverged: np.ndarray | bool = False
 
 
-def _forward(Xb, W, v, act):
-    """Pre-activations Z (B, m, k), activations A and predictions (B, m)."""
-    Z = np.matmul(Xb, W)
-    A = act.function(Z)
-    return Z, A, np.matmul(A, v[:, :, None])[..., 0]
+# ---------------------------------------------------------------------------------------------
+# Fused activation kernels.  ``_fused(act)`` returns ``f(Z, A) -> s`` that writes φ(Z) into A and
+# φ'(Z)/s into Z (in place), so a step needs no n-sized temporaries; ``s`` is a scalar folded
+# into the per-model output weights (relu2: φ' = 2·max(z, 0) comes from the same maximum as
+# φ = max(z, 0)², one pass instead of three).
+
+
+def _fused_relu2(Z, A):
+    np.maximum(Z, 0.0, out=Z)
+    np.multiply(Z, Z, out=A)
+    return 2.0
+
+
+def _fused_relu(Z, A):
+    np.maximum(Z, 0.0, out=A)
+    np.greater(Z, 0.0, out=Z)
+    return 1.0
+
+
+def _fused_tanh(Z, A):
+    np.tanh(Z, out=A)
+    np.multiply(A, A, out=Z)
+    np.subtract(1.0, Z, out=Z)
+    return 1.0
+
+
+def _fused_sigmoid(Z, A):
+    # same operations, in the same order, as activations._sigmoid: 1/2 + tanh(z/2)/2
+    np.multiply(Z, 0.5, out=A)
+    np.tanh(A, out=A)
+    np.multiply(A, 0.5, out=A)
+    np.add(A, 0.5, out=A)
+    np.subtract(1.0, A, out=Z)
+    np.multiply(Z, A, out=Z)
+    return 1.0
+
+
+_FUSED = {"relu2": _fused_relu2, "relu": _fused_relu, "tanh": _fused_tanh, "sigmoid": _fused_sigmoid}
+
+
+def _fused(act):
+    """In-place value-and-derivative kernel of ``act`` (generic fallback for user activations)."""
+    fn = _FUSED.get(act.name)
+    if fn is not None and ACTIVATIONS.get(act.name) == act:
+        return fn
+
+    def generic(Z, A):
+        A[...] = act.function(Z)
+        Z[...] = act.derivative(Z)
+        return 1.0
+
+    return generic
 
 
 def loss_and_grad(X, y, W, v, activation="relu2"):
@@ -75,11 +123,15 @@ def loss_and_grad(X, y, W, v, activation="relu2"):
         (2/m) φ(XW)ᵀ (ŷ − y).
     """
     act = get_activation(activation)
-    Z, A, pred = _forward(X, W, v, act)
-    r = pred - y
+    Z = np.matmul(X, W)
+    A = np.empty_like(Z)
+    s = _fused(act)(Z, A)  # A = φ(XW), Z = φ'(XW) / s
+    r = np.matmul(A, v[..., None])[..., 0] - y
     m = X.shape[-2]
-    G = r[..., None] * act.derivative(Z) * v[:, None, :]
-    grad_W = np.matmul(np.swapaxes(X, -1, -2), G) * (2.0 / m)
+    Z *= (s * v)[..., None, :]
+    Z *= r[..., None]
+    grad_W = np.matmul(np.swapaxes(X, -1, -2), Z)
+    grad_W *= 2.0 / m
     grad_v = np.matmul(np.swapaxes(A, -1, -2), r[..., None])[..., 0] * (2.0 / m)
     return np.mean(r * r, axis=-1), grad_W, grad_v
 
@@ -90,16 +142,18 @@ def _chunks(n, chunk_size):
 
 
 def _default_chunk(n, d, k, B, itemsize):
-    # Bound the n-sized temporaries (Z, G: chunk×B·k each, plus the gathered rows) to ~64 MiB.
-    per_row = itemsize * (4 * B * k + d)
-    return int(max(1024, min(n, (64 << 20) // max(per_row, 1))))
+    # X rows are views (no copy); the n-sized temporaries are Z and A (chunk × B·k each) plus a few
+    # chunk × B vectors.  8192 rows keep the products near BLAS peak while bounding the temporaries.
+    per_row = itemsize * (2 * B * k + 4 * B)
+    return int(max(256, min(n, 8192, (64 << 20) // max(per_row, 1))))
 
 
-def full_batch_step(X, y, W, v, activation, *, chunk_size=None, want_grad=True):
+def full_batch_step(X, y, W, v, activation, *, chunk_size=None, want_grad=True, want_grad_v=True):
     """Loss and full-data gradient of B models sharing one data set, streaming X in row chunks.
 
     The B models are stacked into one d×(B·k) matrix so that each chunk costs exactly one forward
-    product X_c·W and one backward product X_cᵀ·G for all models together.
+    product X_c·W and one backward product X_cᵀ·G for all models together; everything else is
+    in place in two chunk-sized buffers reused across chunks.
 
     Parameters
     ----------
@@ -107,10 +161,12 @@ def full_batch_step(X, y, W, v, activation, *, chunk_size=None, want_grad=True):
     y : ndarray of shape (n,)
     W : ndarray of shape (B, d, k)
     v : ndarray of shape (B, k)
-    activation : Activation
+    activation : str, Activation or callable
     chunk_size : int or None
-        Rows per chunk; None picks a size that keeps the temporaries near 64 MiB.
+        Rows per chunk; None picks min(n, 8192) rows (temporaries of at most ~64 MiB).
     want_grad : bool, default=True
+    want_grad_v : bool, default=True
+        Whether grad_v is computed (None otherwise; it costs one extra pass over φ(XW)).
 
     Returns
     -------
@@ -118,30 +174,128 @@ def full_batch_step(X, y, W, v, activation, *, chunk_size=None, want_grad=True):
     grad_W : ndarray of shape (B, d, k) or None
     grad_v : ndarray of shape (B, k) or None
     """
+    act = get_activation(activation)
+    fused = _fused(act)
     n, d = X.shape
     B, _, k = W.shape
-    Wcat = np.ascontiguousarray(np.moveaxis(W, 0, 1).reshape(d, B * k))
-    chunk_size = chunk_size or _default_chunk(n, d, k, B, X.itemsize)
-    loss = np.zeros(B, dtype=W.dtype)
-    gW = np.zeros((d, B * k), dtype=W.dtype) if want_grad else None
-    gv = np.zeros((B, k), dtype=W.dtype) if want_grad else None
+    dtype = np.result_type(X.dtype, W.dtype)
+    Wcat = np.ascontiguousarray(np.moveaxis(W, 0, 1).reshape(d, B * k), dtype=dtype)
+    v = np.asarray(v, dtype=dtype)
+    chunk_size = min(n, int(chunk_size or _default_chunk(n, d, k, B, np.dtype(dtype).itemsize)))
+    Zbuf = np.empty((chunk_size, B * k), dtype=dtype)
+    Abuf = np.empty((chunk_size, B * k), dtype=dtype)
+    predbuf = np.empty((B, chunk_size, 1), dtype=dtype)
+    vcol = v[:, :, None]
+    loss = np.zeros(B, dtype=dtype)
+    if want_grad:
+        gW = np.zeros((d, B * k), dtype=dtype)
+        gW_c = np.empty((d, B * k), dtype=dtype)
+    gv = np.zeros((B, k, 1), dtype=dtype) if want_grad and want_grad_v else None
+    sv = None
     for sl in _chunks(n, chunk_size):
         Xc = X[sl]
-        Z = (Xc @ Wcat).reshape(-1, B, k)
-        A = activation.function(Z)
-        r = np.einsum("mbk,bk->mb", A, v) - y[sl, None]
-        loss += np.einsum("mb,mb->b", r, r)
+        m = Xc.shape[0]
+        Z, A, pred = Zbuf[:m], Abuf[:m], predbuf[:, :m]
+        np.matmul(Xc, Wcat, out=Z)
+        s = fused(Z, A)
+        A3 = A.reshape(m, B, k).transpose(1, 0, 2)  # (B, m, k) view
+        np.matmul(A3, vcol, out=pred)  # ŷ per model
+        r = pred[:, :, 0]
+        r -= y[sl]
+        loss += np.vecdot(r, r)
         if want_grad:
-            G = activation.derivative(Z)
-            G *= r[:, :, None]
-            G *= v[None]
-            gW += Xc.T @ G.reshape(-1, B * k)
-            gv += np.einsum("mbk,mb->bk", A, r)
+            if sv is None:
+                sv = s * v
+            Z3 = Z.reshape(m, B, k)
+            Z3 *= sv
+            Z3 *= r.T[:, :, None]  # G = (ŷ − y) ⊙ φ'(XW) ⊙ v
+            np.matmul(Xc.T, Z, out=gW_c)
+            gW += gW_c
+            if gv is not None:
+                gv += np.matmul(A3.transpose(0, 2, 1), pred)
     loss /= n
     if not want_grad:
         return loss, None, None
-    gW = np.moveaxis(gW.reshape(d, B, k), 1, 0) * (2.0 / n)
-    return loss, gW, gv * (2.0 / n)
+    gW *= 2.0 / n
+    gW = np.ascontiguousarray(np.moveaxis(gW.reshape(d, B, k), 1, 0))
+    return loss, gW, None if gv is None else gv[:, :, 0] * (2.0 / n)
+
+
+class _MinibatchWorkspace:
+    """Preallocated per-step buffers of the stacked minibatch step (one set per batch length)."""
+
+    def __init__(self, Xy, B, m, k, d):
+        joint = not isinstance(Xy, tuple)
+        dtype = Xy.dtype if joint else Xy[0].dtype
+        if joint:
+            self.Xyb = np.empty((B, m, d + 1), dtype=dtype)  # gathered rows of [X | y]
+            self.Xb = self.Xyb[:, :, :d]
+            self.yb = self.Xyb[:, :, d]
+        else:
+            self.Xyb = None
+            self.Xb = np.empty((B, m, d), dtype=dtype)
+            self.yb = np.empty((B, m), dtype=dtype)
+        self.XbT = self.Xb.transpose(0, 2, 1)
+        self.Z = np.empty((B, m, k), dtype=dtype)
+        self.A = np.empty((B, m, k), dtype=dtype)
+        self.AT = self.A.transpose(0, 2, 1)
+        self.pred = np.empty((B, m, 1), dtype=dtype)
+        self.r = self.pred[:, :, 0]
+        self.gW = np.empty((B, d, k), dtype=dtype)
+        self.gv = np.empty((B, k, 1), dtype=dtype)
+
+
+def _minibatch_epoch(Xy, flat_order, W, v, c, vc, fused, batch_size, mask, prox, step, train_any_v):
+    """One epoch of stacked minibatch SGD for B models, updating W and v in place.
+
+    Per step: one gather of the B minibatches (rows of [X | y]), one batched forward product,
+    the fused activation, one batched backward product and the update, all into preallocated
+    buffers.  ``c`` (B, 1, 1) = 2η/m and ``vc`` (B, 1) = 2η·train_v/m fold the constants of the
+    gradient into the per-model output weights so that G = φ'(XW) ⊙ (c·s·v) ⊙ (ŷ − y).
+    """
+    B, n = flat_order.shape
+    joint = not isinstance(Xy, tuple)
+    d = Xy.shape[1] - 1 if joint else Xy[0].shape[1]
+    k = W.shape[2]
+    spaces = {}
+    vcol = v[:, :, None]
+    csv = None
+    take, matmul, multiply, subtract = np.take, np.matmul, np.multiply, np.subtract
+    for s0 in range(0, n, batch_size):
+        idx = flat_order[:, s0:s0 + batch_size]
+        m = idx.shape[1]
+        ws = spaces.get(m)
+        if ws is None:
+            ws = spaces[m] = _MinibatchWorkspace(Xy, B, m, k, d)
+            cm = c * (batch_size / m)  # c was computed for full batches
+            csv = None
+        if joint:
+            take(Xy, idx, axis=0, out=ws.Xyb)
+        else:
+            take(Xy[0], idx, axis=0, out=ws.Xb)
+            take(Xy[1], idx, out=ws.yb)
+        Z, A = ws.Z, ws.A
+        matmul(ws.Xb, W, out=Z)
+        s = fused(Z, A)
+        matmul(A, vcol, out=ws.pred)
+        r = ws.r
+        subtract(r, ws.yb, out=r)
+        if csv is None:
+            csv = cm * s * v[:, None, :]
+        multiply(Z, csv, out=Z)
+        multiply(Z, ws.pred, out=Z)  # G = (2η/m)·φ'(XW) ⊙ v ⊙ (ŷ − y)
+        matmul(ws.XbT, Z, out=ws.gW)
+        subtract(W, ws.gW, out=W)
+        if train_any_v:
+            matmul(ws.AT, ws.pred, out=ws.gv)
+            gv = ws.gv[:, :, 0]
+            gv *= vc * (batch_size / m)
+            v -= gv
+            csv = cm * s * v[:, None, :]
+        if mask is not None:
+            W *= mask
+        if prox is not None:
+            W[...] = prox(W, step)
 
 
 def _per_model(value, B, name, dtype=float):
@@ -319,32 +473,37 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
 
     record(0)
     full = batch_size is None
+    fused = _fused(act)
+    train_any_v = bool(tv.any())
+    if not full:
+        # Minibatch rows are gathered from one (P·n, d+1) array [X | y] with a single take per
+        # step; above _JOINT_BYTES (large X) X and y are gathered separately instead of copied.
+        if X.nbytes <= _JOINT_BYTES:
+            Xy = np.concatenate([X, y[..., None]], axis=-1).reshape(P * n, d + 1)
+        else:
+            Xy = (X.reshape(P * n, d), y.reshape(P * n))
     for e in range(epochs):
         sparsify(pre <= e)
         with np.errstate(all="ignore"):
             if full:
                 for p in np.unique(data_index):
                     sel = np.flatnonzero(data_index == p)
-                    _, gW, gv = full_batch_step(X[p], y[p], W[sel], v[sel], act, chunk_size=chunk_size)
+                    _, gW, gv = full_batch_step(X[p], y[p], W[sel], v[sel], act, chunk_size=chunk_size,
+                                                want_grad_v=bool(tv[sel].any()))
                     W[sel] -= step[sel] * gW
-                    v[sel] -= v_step[sel] * gv
+                    if gv is not None:
+                        v[sel] -= v_step[sel] * gv
                     if mask is not None:
                         W[sel] *= mask[sel]
                     if prox is not None:
                         W[sel] = prox(W[sel], step[sel])
             else:
                 order = np.stack([rng.permutation(n) for rng in rngs])  # (B, n)
-                rows_of = data_index[:, None]
-                for s in range(0, n, batch_size):
-                    rows = order[:, s:s + batch_size]
-                    Xb = X[rows_of, rows]
-                    _, gW, gv = loss_and_grad(Xb, y[rows_of, rows], W, v, act)
-                    W -= step * gW
-                    v -= v_step * gv
-                    if mask is not None:
-                        W *= mask
-                    if prox is not None:
-                        W = prox(W, step)
+                if P > 1:
+                    order += (data_index * n)[:, None]  # rows of the stacked (P·n, d+1) array
+                c = step * (2.0 / batch_size)
+                vc = v_step * (2.0 / batch_size)
+                _minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, mask, prox, step, train_any_v)
         record(e + 1)
     if sparsify_last and epochs > 0:
         sparsify(np.ones(B, dtype=bool))
