@@ -52,9 +52,11 @@ class _Profile:
             grid = _grid_moments(act.function)
             self.unit = grid[np.argmin(np.abs(_SIGMA_GRID - 1.0))]
         self.grid = grid
-        scale = np.max(np.abs(grid[:, 1:]), axis=1, keepdims=True)
-        nonzero = ~np.all(np.abs(grid) <= _ZERO_RTOL * scale, axis=0)
-        one_sign = np.all(grid > 0, axis=0) | np.all(grid < 0, axis=0)
+        # Zero test (§3): |m_j(σ)| <= 1e-8·max_j' |m_j'(σ)| at every σ; the small absolute floor keeps
+        # quadrature rounding from counting where every m_j underflows (e.g. sin at large σ).
+        thr = _ZERO_RTOL * np.max(np.abs(grid[:, 1:]), axis=1, keepdims=True) + 1e-12 * np.max(np.abs(grid))
+        nonzero = np.any(np.abs(grid) > thr, axis=0)
+        one_sign = ~(np.any(grid > thr, axis=0) & np.any(grid < -thr, axis=0))
         self.sign = np.sign(grid[-1])
 
         def first(candidates):
@@ -591,7 +593,7 @@ def tensor_init(
     >>> X = rng.standard_normal((20000, 10))
     >>> y = (np.maximum(X @ W, 0) ** 2) @ np.array([1.0, -1.0, 1.0])
     >>> W0, v0 = tensor_init(X, y, 3, random_state=0)
-    >>> W0.shape, sorted(v0)
+    >>> W0.shape, sorted(v0.tolist())
     ((10, 3), [-1.0, 1.0, 1.0])
     """
     with _single_blas_thread(np.shape(X)[-1] ** 2 * len(X) <= 1e8 if np.ndim(X) == 2 else False):
