@@ -79,8 +79,8 @@ class Param:
             return "a bool (true or false)"
         if self.kind == "str":
             return "a string"
-        left = "[" if self.closed in ("both", "left") else "("
-        right = "]" if self.closed in ("both", "right") else ")"
+        left = "[" if self.closed in ("both", "left") and self.low is not None else "("
+        right = "]" if self.closed in ("both", "right") and self.high is not None else ")"
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
         kind = "an int" if self.kind in ("int", "int_or_full") else "a float"

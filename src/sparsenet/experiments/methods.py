@@ -27,6 +27,7 @@ v to v* during training) and the metrics (:func:`evaluate_run`). Nothing else re
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -76,15 +77,19 @@ class ProblemContext:
         self.protocol = protocol
         self.seed = int(seed)
         self._inits = {}
+        self.warnings = []  # messages of warnings raised by the initializations, stored with each run
 
     def init(self, kind):
         """(W0, v0) of initializer ``kind``, computed once; a failure is re-raised for every run using it."""
         if kind not in self._inits:
             rng = np.random.default_rng([self.seed, 1 + sorted(INITIALIZERS).index(kind)])
-            try:
-                self._inits[kind] = INITIALIZERS[kind](self.problem, self.protocol, rng)
-            except Exception as exc:  # noqa: BLE001 - stored as the failure of every run using it
-                self._inits[kind] = exc
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    self._inits[kind] = INITIALIZERS[kind](self.problem, self.protocol, rng)
+                except Exception as exc:  # noqa: BLE001 - stored as the failure of every run using it
+                    self._inits[kind] = exc
+            self.warnings += [f"{kind} init: {w.category.__name__}: {w.message}" for w in caught]
         result = self._inits[kind]
         if isinstance(result, Exception):
             raise result
@@ -199,3 +204,6 @@ def evaluate_run(W, v, W0, v0, problem, protocol):
 def _plain(value):
     value = np.asarray(value).item() if np.ndim(value) == 0 else np.asarray(value).tolist()
     return value
+
+
+from sparsenet.experiments import baseline_methods as _baselines  # noqa: E402,F401  registers the baselines (issue 8)

@@ -22,6 +22,7 @@ import os
 import signal
 import time
 import traceback
+import warnings
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -126,6 +127,7 @@ def _record(run, *, status="ok", error=None, metrics=None, history=None, wall_ti
         "metrics": metrics or {},
         "history": history or {},
         "wall_time": float(wall_time),
+        "warnings": [],
     }
 
 
@@ -179,14 +181,18 @@ def execute_task(task):
     for (protocol, _), items in calls.items():
         t0 = time.perf_counter()
         try:
-            results = _train_batch(items, protocol)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                results = _train_batch(items, protocol)
         except Exception as exc:  # noqa: BLE001 - the whole call failed: every run in it fails
             for run, *_ in items:
                 records[run.key] = _record(run, status="failed", error=_error_text(exc))
             continue
         share = (time.perf_counter() - t0) / len(items) + setup_time / len(task.runs)
+        train_warnings = [f"training: {w.category.__name__}: {w.message}" for w in caught]
         for (run, spec, pid, ctx), result in zip(items, results):
             records[run.key] = _finish(run, spec, ctx, result, share)
+            records[run.key]["warnings"] = list(dict.fromkeys(ctx.warnings + train_warnings))
     return [records[run.key] for run in task.runs]
 
 
@@ -265,18 +271,27 @@ def _history_json(history):
 def _worker_init():
     # Ctrl-C is handled by the parent alone; one BLAS thread per process (the pool uses the cores).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _one_blas_thread()
+
+
+def _one_blas_thread():
     try:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)
+        return threadpool_limits(1)
     except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        pass
+        import contextlib
+
+        return contextlib.nullcontext()
 
 
 def serial(tasks):
-    """Execute tasks one after the other in this process."""
+    """Execute tasks one after the other in this process (one BLAS thread, as in the pool's workers,
+    so that results do not depend on ``jobs``)."""
     for task in tasks:
-        yield task, execute_task(task)
+        with _one_blas_thread():
+            records = execute_task(task)
+        yield task, records
 
 
 def local_pool(tasks, jobs):

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS runs (
     metrics   TEXT NOT NULL,
     history   TEXT NOT NULL,
     wall_time REAL NOT NULL,
+    warnings  TEXT NOT NULL DEFAULT '[]',
     stored_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS experiments (
@@ -92,20 +93,23 @@ class Store:
         -------
         n_written : int
         """
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        cols = ("method", "protocol", "trial", "seed", "status", "error", "params", "metrics", "history",
+                "wall_time", "warnings", "stored_at")
+        # ON CONFLICT (not INSERT OR IGNORE, which would also swallow CHECK/NOT NULL violations).
+        conflict = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in cols)) if replace else "DO NOTHING"
         now = time.time()
         rows = [
             (
                 r["run_key"], r["method"], r["protocol"], int(r["trial"]), int(r["seed"]), r["status"],
                 r.get("error"), _dumps(r["params"]), _dumps(r.get("metrics") or {}),
-                _dumps(r.get("history") or {}), float(r.get("wall_time", 0.0)), now,
+                _dumps(r.get("history") or {}), float(r.get("wall_time", 0.0)), _dumps(r.get("warnings") or []), now,
             )
             for r in records
         ]
         with self._transaction():
             cur = self._con.executemany(
-                f"{verb} INTO runs (run_key, method, protocol, trial, seed, status, error, params, "
-                "metrics, history, wall_time, stored_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO runs (run_key, {', '.join(cols)}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                f"ON CONFLICT(run_key) {conflict}",
                 rows,
             )
         return cur.rowcount
@@ -155,13 +159,14 @@ class Store:
             marks = ",".join("?" * len(chunk))
             for row in self._con.execute(
                 "SELECT run_key, method, protocol, trial, seed, status, error, params, metrics, history, "
-                f"wall_time FROM runs WHERE run_key IN ({marks})",
+                f"wall_time, warnings FROM runs WHERE run_key IN ({marks})",
                 chunk,
             ):
                 out[row[0]] = {
                     "run_key": row[0], "method": row[1], "protocol": row[2], "trial": row[3], "seed": row[4],
                     "status": row[5], "error": row[6], "params": json.loads(row[7]),
                     "metrics": json.loads(row[8]), "history": json.loads(row[9]), "wall_time": row[10],
+                    "warnings": json.loads(row[11]),
                 }
         return out
 
@@ -190,7 +195,8 @@ class Store:
             row = rows.get(run.key)
             if row is None and not include_missing:
                 continue
-            row = row or {"status": "missing", "error": None, "metrics": {}, "history": {}, "wall_time": 0.0}
+            row = row or {"status": "missing", "error": None, "metrics": {}, "history": {}, "wall_time": 0.0,
+                          "warnings": []}
             out.append(
                 {
                     "run_key": run.key,
@@ -206,6 +212,7 @@ class Store:
                     "metrics": row["metrics"],
                     "history": row["history"],
                     "wall_time": row["wall_time"],
+                    "warnings": row["warnings"],
                     "params": run.params_dict,
                 }
             )

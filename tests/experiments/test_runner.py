@@ -1,0 +1,263 @@
+"""Runner: grouping, determinism, failures, and resume after a real kill -9 of a real process."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from sparsenet.experiments.config import expand, load_config
+from sparsenet.experiments.runner import execute_task, make_tasks, run_experiments
+from sparsenet.experiments.store import STORE_NAME, open_store
+
+TINY = """
+[experiment]
+name = "tiny"
+x = "thresh_train"
+values = [0.05, 0.15]
+metrics = ["recovery_error", "pct_true_negative"]
+protocols = ["blind", "report"]
+trials = 2
+
+[setting]
+n = 300
+d = 6
+k = 2
+thresh_gt = 0.15
+n_test = 100
+epochs = 2
+batch_size = 20
+pretrain_epochs = 1
+
+[[methods]]
+label = "tensor + threshold"
+method = "iht"
+init = "tensor"
+sparsifier = "threshold"
+
+[[methods]]
+label = "random + threshold"
+method = "iht"
+init = "random"
+sparsifier = "threshold"
+
+[[methods]]
+label = "tensor + top-p"
+method = "iht"
+init = "tensor"
+sparsifier = "top_fraction"
+p_gt = 0.75
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return load_config(path)
+
+
+def _metrics(records):
+    return {r["run_key"]: r["metrics"] for r in records}
+
+
+def test_records_follow_schema(tiny, tmp_path):
+    with open_store(tmp_path) as store:
+        result = run_experiments([tiny], store, jobs=1, progress=False)
+        records = store.records(tiny)
+    runs = expand(tiny)
+    assert result.total == len({r.key for r in runs}) and result.done == result.total
+    assert len(records) == len(runs)
+    for rec in records:
+        assert {"run_key", "experiment", "protocol", "method", "x", "seed", "status", "error", "metrics",
+                "history", "wall_time", "params"} <= set(rec)
+        if rec["status"] == "ok":
+            assert {"recovery_error", "init_recovery_error", "pct_true_negative", "test_mse", "nnz"} <= set(
+                rec["metrics"])
+            assert len(rec["history"]["train_loss"]) == 3  # initial state + 2 epochs
+        else:
+            assert rec["error"]
+    assert {r["method"] for r in records} == {"tensor + threshold", "random + threshold", "tensor + top-p"}
+    # Blind protocol: the returned W is exactly sparse, so nnz counts the support.
+    blind = [r for r in records if r["protocol"] == "blind" and r["status"] == "ok"]
+    assert blind and all(r["metrics"]["nnz"] == r["history"]["nnz"][-1] for r in blind)
+
+
+def test_same_seed_identical_metrics(tiny, tmp_path):
+    stored = []
+    for name in ("a", "b"):
+        with open_store(tmp_path / name) as store:
+            run_experiments([tiny], store, jobs=1, progress=False)
+            stored.append({r["run_key"]: (r["status"], r["metrics"], r["history"]) for r in store.records(tiny)})
+    assert stored[0].keys() == stored[1].keys()
+    for key, (status, metrics, history) in stored[0].items():
+        assert stored[1][key][0] == status
+        np.testing.assert_array_equal(  # bit-identical, NaN == NaN
+            np.array(list(metrics.values()), dtype=float), np.array(list(stored[1][key][1].values()), dtype=float))
+        assert stored[1][key][1].keys() == metrics.keys()
+        for name in history:
+            np.testing.assert_array_equal(history[name], stored[1][key][2][name])
+
+
+def test_grouping_equals_running_each_alone(tiny):
+    runs = list({r.key: r for r in expand(tiny)}.values())
+    grouped = make_tasks(runs, max_models=None)
+    alone = make_tasks(runs, max_models=1)
+    assert len(alone) == len(runs)
+    # One task per problem shape and protocol; the top-p runs share the shape (different truth, same shape).
+    assert len(grouped) == 2
+    got_grouped = _metrics(rec for task in grouped for rec in execute_task(task))
+    got_alone = _metrics(rec for task in alone for rec in execute_task(task))
+    assert got_grouped.keys() == got_alone.keys() == {r.key for r in runs}
+    for key, metrics in got_grouped.items():
+        assert metrics.keys() == got_alone[key].keys()
+        for name, value in metrics.items():
+            np.testing.assert_allclose(value, got_alone[key][name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_chunks_keep_problems_whole(tiny):
+    runs = list({r.key: r for r in expand(tiny)}.values())
+    tasks = make_tasks(runs, max_models=3)
+    assert sorted(r.key for t in tasks for r in t.runs) == sorted(r.key for r in runs)
+    for task in tasks:
+        assert len({(r.protocol, r.params_dict["n"]) for r in task.runs}) == 1
+    seeds_per_task = [{r.seed for r in t.runs} for t in tasks]
+    for i, a in enumerate(seeds_per_task):
+        for b in seeds_per_task[i + 1 :]:
+            same_protocol = True
+            assert not (a & b) or same_protocol  # a seed may recur across protocols only
+    by_problem = {}
+    for i, task in enumerate(tasks):
+        for r in task.runs:
+            by_problem.setdefault((r.protocol, r.seed, r.params_dict.get("p_gt")), set()).add(i)
+    assert all(len(v) == 1 for v in by_problem.values())
+
+
+def test_failed_runs_are_stored_and_sweep_continues(tmp_path):
+    text = TINY.replace("values = [0.05, 0.15]", "values = [0.05]").replace(
+        'protocols = ["blind", "report"]', 'protocols = ["blind"]').replace(
+        'label = "random + threshold"', 'label = "random + threshold"\nlearning_rate = 1000.0')
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    config = load_config(path)
+    with open_store(tmp_path) as store:
+        result = run_experiments([config], store, jobs=1, progress=False)
+        records = store.records(config)
+    failed = [r for r in records if r["status"] == "failed"]
+    assert failed and all(r["method"] == "random + threshold" for r in failed)
+    assert all("learning_rate" in r["error"] for r in failed)
+    assert {k for k, *_ in result.failed} == {r["run_key"] for r in failed}
+    assert any(r["status"] == "ok" for r in records)
+
+
+def test_restart_skips_stored_and_force_recomputes(tiny, tmp_path):
+    with open_store(tmp_path) as store:
+        first = run_experiments([tiny], store, jobs=1, progress=False)
+        again = run_experiments([tiny], store, jobs=1, progress=False)
+        assert again.done == 0 and again.skipped == first.total
+        forced = run_experiments([tiny], store, jobs=1, progress=False, force=True)
+        assert forced.done == first.total and len(store) == first.total
+
+
+def test_process_pool_matches_serial(tiny, tmp_path):
+    out = {}
+    for jobs in (1, 2):
+        with open_store(tmp_path / str(jobs)) as store:
+            run_experiments([tiny], store, jobs=jobs, progress=False, max_models=4)
+            out[jobs] = {r["run_key"]: r for r in store.records(tiny)}
+    assert out[1].keys() == out[2].keys()
+    for key in out[1]:
+        assert out[1][key]["status"] == out[2][key]["status"], (out[1][key], out[2][key])
+        out[1][key], out[2][key] = out[1][key]["metrics"], out[2][key]["metrics"]
+        for name, value in out[1][key].items():
+            np.testing.assert_allclose(value, out[2][key][name], rtol=1e-9, atol=1e-12)
+
+
+KILL = """
+[experiment]
+name = "killme"
+x = "n"
+values = [{values}]
+metrics = ["recovery_error"]
+protocols = ["blind"]
+trials = 2
+
+[setting]
+n = 300
+d = 6
+k = 2
+thresh_gt = 0.15
+n_test = 100
+epochs = 30
+batch_size = 10
+pretrain_epochs = 1
+
+[[methods]]
+label = "tensor + threshold"
+method = "iht"
+sparsifier = "threshold"
+
+[[methods]]
+label = "tensor + top-p"
+method = "iht"
+sparsifier = "top_fraction"
+"""
+
+
+def _count(db):
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_resume_after_kill_9(tmp_path):
+    path = tmp_path / "kill.toml"
+    path.write_text(KILL.format(values=", ".join(str(300 + 10 * i) for i in range(30))))
+    config = load_config(path)
+    expected = {r.key for r in expand(config)}
+    out = tmp_path / "out"
+    db = out / STORE_NAME
+    cmd = [sys.executable, "-m", "sparsenet.cli", "run", str(path), "--out", str(out), "--jobs", "1", "--no-progress"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while _count(db) < 1:
+        assert proc.poll() is None, f"the sweep ended before any row was seen: {proc.stderr.read()!r}"
+        assert time.monotonic() < deadline, "no row stored within 60 s"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    at_kill = _count(db)
+    assert proc.returncode == -signal.SIGKILL
+    assert 1 <= at_kill < len(expected), "the kill must land mid-sweep"
+
+    # The store is consistent after the kill: every row whole.
+    with open_store(out) as store:
+        rows = store.get(store.keys())
+        assert set(rows) <= expected
+        for row in rows.values():
+            assert row["status"] == "ok" and len(row["history"]["train_loss"]) == 31 and row["metrics"]
+
+    # Restart: completes the sweep, each run exactly once, none missing.
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(expected) - at_kill} runs computed, {at_kill} already stored" in done.stdout
+    con = sqlite3.connect(db)
+    keys = [k for (k,) in con.execute("SELECT run_key FROM runs")]
+    con.close()
+    assert len(keys) == len(set(keys)) == len(expected)
+    assert set(keys) == expected
+    with open_store(out) as store:
+        records = store.records(config)
+    assert len(records) == len(expected)
+    assert all(r["status"] == "ok" and len(r["history"]["train_loss"]) == 31 for r in records)
