@@ -207,3 +207,6 @@ def _plain(value):
 
 
 from sparsenet.experiments import baseline_methods as _baselines  # noqa: E402,F401  registers the baselines (issue 8)
+
+
+from sparsenet.experiments import baseline_methods as _baselines  # noqa: E402,F401  registers the baselines (issue 8)

@@ -1,0 +1,237 @@
+"""Registry entries of the baselines (issue 8), added to :data:`sparsenet.experiments.methods.METHODS`.
+
+=================  ==========================================================================================
+name               what a run does (``epochs`` = E is every method's total budget per model)
+=================  ==========================================================================================
+``random_iht``     Gaussian init (:func:`sparsenet.random_init`) + IHT, as ``iht`` with ``init = "random"``
+``tensor_iht``     tensor init + IHT (the report's method) with the ``target`` field below
+``prune_finetune`` dense training, one-shot magnitude pruning, fine-tuning on the support
+``imp``            iterative magnitude pruning (geometric schedule, fine-tune or rewind)
+``l1_prox``        L1-penalized proximal SGD, λ chosen on the training data to reach the target count
+``iht_refit``      IHT for E − refit_epochs epochs, then a refit of the final support for refit_epochs
+``oracle_refit``   ORACLE: the TRUE support given, weights fit by gradient descent on it from the same
+                   init (a lower bound on the recovery error that no blind method can be expected to reach)
+=================  ==========================================================================================
+
+Target count. Count-based methods keep ``round(p_train·d·k)`` weights. With ``target = "p_gt"`` the
+planted truth's sparsity *level* is given (p_train := p_gt, as IHT's analysis assumes a known
+sparsity level); its *support* is never given, except to ``oracle_refit``.
+
+Multi-stage methods (``prune_finetune``, ``imp``, ``l1_prox``, ``iht_refit``) run the tested functions of
+:mod:`sparsenet.baselines` in ``ModelSpec.finish``, so their stages and budget split are exactly those
+documented there. The runner's batched stage is skipped for them (resolved ``epochs = 0``; the budget is
+stored as ``method_epochs``), and the measured time of the whole method is stored as the ``wall_time``
+metric (read before the record's top-level wall time). Ground truth is used by ``oracle_refit``'s build
+only (support, matched to the init's column order) and by the metrics.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from sparsenet.experiments.config import Param
+from sparsenet.experiments.methods import _INIT_FIELD, METHODS, Method, ModelSpec, _sparsifier
+
+__all__ = ["BASELINE_METHODS", "oracle_support"]
+
+_TARGET_FIELD = {"target": Param("choice", choices=("p_train", "p_gt"), default="p_train")}
+_SPARSIFIER_FIELD = {
+    "sparsifier": Param("choice", choices=("threshold", "top_fraction", "dense"), default="top_fraction")
+}
+
+
+def _random_init_field():
+    return {"init": Param("choice", choices=_INIT_FIELD["init"].choices, default="random")}
+
+
+def _apply_target(params, setting):
+    if params.get("target") == "p_gt":
+        if "p_gt" not in setting:
+            raise ValueError(
+                "The 'target' field 'p_gt' needs a planted truth sparsified by p_gt (set p_gt, not thresh_gt). "
+                f"Got thresh_gt={setting.get('thresh_gt')!r} instead."
+            )
+        params["p_train"] = setting["p_gt"]
+    return params
+
+
+def _resolve_iht_family(setting, fields):
+    params = _apply_target({**setting, **fields}, setting)
+    kind = params["sparsifier"]
+    if kind != "threshold":
+        params.pop("thresh_train", None)
+    if kind != "top_fraction":
+        params.pop("p_train", None)
+        params.pop("target", None)
+    if kind == "dense":
+        params.pop("pretrain_epochs", None)
+    return params
+
+
+def _resolve_staged(setting, fields, *, keep=("p_train",)):
+    """Count-based multi-stage method: the finish hook runs all ``epochs``; the runner stage none."""
+    params = _apply_target({**setting, **fields}, setting)
+    for key in ("thresh_train", "p_train", "pretrain_epochs", "target"):
+        if key not in keep:
+            params.pop(key, None)
+    return _to_staged(params)
+
+
+def _to_staged(params):
+    params["method_epochs"] = params["epochs"]
+    params["epochs"] = 0
+    return params
+
+
+def _n_keep(params, problem):
+    from sparsenet.sparsify import TopFraction
+
+    d, k = problem.W.shape
+    return TopFraction(params["p_train"]).n_keep(d * k)
+
+
+def _common(params, ctx):
+    p = ctx.problem
+    return dict(
+        epochs=params["method_epochs"],
+        batch_size=None if params["batch_size"] == "full" else params["batch_size"],
+        learning_rate=params["learning_rate"],
+        train_v=ctx.train_v(params),
+        activation=p.activation,
+        X_test=p.X_test,
+        y_test=p.y_test,
+        random_state=np.random.default_rng([ctx.seed, 100]),  # the runner's minibatch stream
+    )
+
+
+def _staged_build(run):
+    """``build`` of a multi-stage method: ``run(params, ctx, W0, v0) -> (BaselineResult, extra)`` in finish."""
+
+    def build(params, ctx):
+        W0, v0 = ctx.init(params["init"])
+
+        def finish(W, v, history):
+            t0 = time.perf_counter()
+            res, extra = run(params, ctx, W0, v0)
+            extra = {**extra, "wall_time": time.perf_counter() - t0}
+            return res.W, res.v, res.history, extra
+
+        return ModelSpec(W0=W0, v0=v0, sparsifier=None, pretrain_epochs=0, learning_rate=params["learning_rate"],
+                         train_v=ctx.train_v(params), batch_key=("staged",), finish=finish)
+
+    return build
+
+
+def _run_prune_finetune(params, ctx, W0, v0):
+    from sparsenet.baselines import prune_finetune
+
+    res = prune_finetune(ctx.problem.X, ctx.problem.y, W0, v0, n_nonzero=_n_keep(params, ctx.problem),
+                         dense_fraction=params["dense_fraction"], **_common(params, ctx))
+    return res, {}
+
+
+def _run_imp(params, ctx, W0, v0):
+    from sparsenet.baselines import iterative_magnitude_pruning
+
+    res = iterative_magnitude_pruning(ctx.problem.X, ctx.problem.y, W0, v0, n_nonzero=_n_keep(params, ctx.problem),
+                                      n_rounds=params["n_rounds"], rewind=params["rewind"], **_common(params, ctx))
+    return res, {}
+
+
+def _run_l1(params, ctx, W0, v0):
+    from sparsenet.baselines import l1_prox
+
+    res = l1_prox(ctx.problem.X, ctx.problem.y, W0, v0, n_nonzero=_n_keep(params, ctx.problem),
+                  **_common(params, ctx))
+    return res, {"l1_alpha": float(res.info["alpha"][0])}
+
+
+def _run_iht_refit(params, ctx, W0, v0):
+    from sparsenet.baselines import iht_refit
+
+    sp = _sparsifier(params["sparsifier"], params)
+    res = iht_refit(ctx.problem.X, ctx.problem.y, W0, v0, sparsifier=sp, refit_epochs=params["refit_epochs"],
+                    pretrain_epochs=params.get("pretrain_epochs", 0), **_common(params, ctx))
+    return res, {}
+
+
+def _build_iht_family(params, ctx):
+    W0, v0 = ctx.init(params["init"])
+    return ModelSpec(W0=W0, v0=v0, sparsifier=_sparsifier(params["sparsifier"], params),
+                     pretrain_epochs=params.get("pretrain_epochs", 0), learning_rate=params["learning_rate"],
+                     train_v=ctx.train_v(params))
+
+
+def oracle_support(W0, v0, problem):
+    """ORACLE (uses ground truth): the true support, its columns put in the order of the init's units.
+
+    Hidden units are only defined up to permutation, so the true column i is given to the init's unit
+    matched with it (:func:`sparsenet.metrics.align`, Hungarian matching).
+    """
+    from sparsenet.metrics import align
+
+    perm = align(W0, v0, problem.W, problem.v, activation=problem.activation).perm
+    truth = problem.W != 0
+    mask = np.zeros_like(truth)
+    mask[:, perm] = truth
+    return mask
+
+
+def _resolve_oracle(setting, fields):
+    params = {**setting, **fields}
+    for key in ("thresh_train", "p_train", "pretrain_epochs"):
+        params.pop(key, None)
+    return params
+
+
+def _build_oracle(params, ctx):
+    W0, v0 = ctx.init(params["init"])
+    mask = oracle_support(W0, v0, ctx.problem)  # ORACLE: ground truth enters here only
+    return ModelSpec(W0=W0 * mask, v0=v0, sparsifier=None, pretrain_epochs=0, learning_rate=params["learning_rate"],
+                     train_v=ctx.train_v(params), mask=mask)
+
+
+BASELINE_METHODS = {
+    "random_iht": Method(
+        fields={**_random_init_field(), **_SPARSIFIER_FIELD, **_TARGET_FIELD},
+        resolve=_resolve_iht_family,
+        build=_build_iht_family,
+    ),
+    "tensor_iht": Method(
+        fields={**_INIT_FIELD, **_SPARSIFIER_FIELD, **_TARGET_FIELD},
+        resolve=_resolve_iht_family,
+        build=_build_iht_family,
+    ),
+    "prune_finetune": Method(
+        fields={**_random_init_field(), **_TARGET_FIELD,
+                "dense_fraction": Param("float", 0.0, 1.0, default=0.5)},
+        resolve=_resolve_staged,
+        build=_staged_build(_run_prune_finetune),
+    ),
+    "imp": Method(
+        fields={**_random_init_field(), **_TARGET_FIELD,
+                "n_rounds": Param("int", 1, 100, default=4), "rewind": Param("bool", default=False)},
+        resolve=_resolve_staged,
+        build=_staged_build(_run_imp),
+    ),
+    "l1_prox": Method(
+        fields={**_random_init_field(), **_TARGET_FIELD},
+        resolve=_resolve_staged,
+        build=_staged_build(_run_l1),
+    ),
+    "iht_refit": Method(
+        fields={**_INIT_FIELD, **_SPARSIFIER_FIELD, **_TARGET_FIELD,
+                "refit_epochs": Param("int", 0, 10**6, default=5)},
+        resolve=lambda s, f: _to_staged(_resolve_iht_family(s, f)),
+        build=_staged_build(_run_iht_refit),
+    ),
+    "oracle_refit": Method(
+        fields=dict(_INIT_FIELD),
+        resolve=_resolve_oracle,
+        build=_build_oracle,
+    ),
+}
+
+METHODS.update(BASELINE_METHODS)
