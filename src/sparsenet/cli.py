@@ -196,7 +196,14 @@ def _cmd_report(args):
 def _cmd_list(args):
     from sparsenet.experiments.config import expand, shipped_configs
 
-    configs = _load(shipped_configs(), args.scale)
+    from sparsenet.experiments.config import ConfigError, load_config
+
+    configs = []
+    for path in shipped_configs():
+        try:
+            configs.append(load_config(path, scale=args.scale))
+        except ConfigError as exc:
+            print(f"sparsenet: {exc}", file=sys.stderr)
     print(f"{'name':<10} {'fig':>3}  {'swept':<13} {'values':>6} {'runs':>5}  title")
     for c in configs:
         n_runs = len({r.key for r in expand(c)})

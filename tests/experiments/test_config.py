@@ -79,13 +79,13 @@ def test_shipped_configs_load_at_both_scales():
 
 
 def test_report_values_in_shipped_configs():
-    fig04 = load_config(shipped_configs()[1])
-    assert fig04.name == "fig04"
+    by_name = {p.stem: p for p in shipped_configs()}
+    fig04 = load_config(by_name["fig04"])
     assert fig04.values == (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2)
     s = fig04.setting_dict
     assert (s["n"], s["d"], s["k"], s["thresh_gt"], s["batch_size"], s["learning_rate"]) == (
         6000, 20, 5, 0.15, 20, 0.001)
-    fig09 = load_config([p for p in shipped_configs() if p.stem == "fig09"][0])
+    fig09 = load_config(by_name["fig09"])
     assert fig09.values == (2000, 4000, 6000, 8000, 10000)
     assert fig09.setting_dict["p_gt"] == 0.75 and "thresh_gt" not in fig09.setting_dict
 

@@ -173,6 +173,7 @@ METRICS = (
     "nnz",
 )
 HISTORY_METRICS = ("train_loss", "test_loss", "nnz")
+RECORD_METRICS = ("wall_time",)  # top-level record fields that may be plotted like a metric
 
 _EXPERIMENT_KEYS = {
     "name": Param("str"),
@@ -426,7 +427,7 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         if len(set(values)) != len(values):
             raise ConfigError(f"The 'values' key of [experiment] in {path} has duplicates: {list(values)!r}.")
 
-    known_metrics = METRICS + HISTORY_METRICS
+    known_metrics = tuple(dict.fromkeys(METRICS + HISTORY_METRICS + RECORD_METRICS))
     metrics = _check_list(
         exp["metrics"], "metrics", "[experiment]", path,
         lambda m: Param("choice", choices=known_metrics).check(m, "metrics", "[experiment]", path),

@@ -209,4 +209,17 @@ def _plain(value):
 from sparsenet.experiments import baseline_methods as _baselines  # noqa: E402,F401  registers the baselines (issue 8)
 
 
-from sparsenet.experiments import baseline_methods as _baselines  # noqa: E402,F401  registers the baselines (issue 8)
+# Optional registry entries living in their own modules (baselines: pruning, L1 prox, refits).
+# Imported last, so that they can import everything above from this module.
+def _load_optional_methods():
+    import importlib
+
+    for name in ("sparsenet.experiments.baseline_methods",):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+_load_optional_methods()
