@@ -31,7 +31,7 @@ _ZERO_RTOL = 1e-8
 _MAX_COND = 100.0
 _N_JENNRICH = 20
 _N_RANDOM_STARTS = 2
-_MAX_ALS_SWEEPS = 300
+_MAX_ALS_SWEEPS = 100
 _MAX_LM_NFEV = 100
 _MAX_POWER_ITER = 1000
 _EIGH_MAX_D = 2000
@@ -184,20 +184,37 @@ def _top_abs_eig(P2, k):
     return vec[:, :k], lam[: k + 1], gap
 
 
-def _shifted_power(matvec, d, k, rng, shift, max_iter=_MAX_POWER_ITER, tol=1e-10):
-    """Paper's PowerMethod: subspace iteration on C + P2 and C − P2, then keep the k largest |λ|."""
+def _shifted_power(matvec, d, k, rng, shift, max_iter=_MAX_POWER_ITER, tol=1e-10, matrix=None, block=10):
+    """Paper's PowerMethod: subspace iteration on C + P2 and C − P2, then keep the k largest |λ|.
+
+    With an explicit ``matrix`` (= P2) the iteration applies (C ± P2)^block between QR steps: the
+    same orthonormal columns as ``block`` single steps (QR of A^m V_0 = product of the single-step
+    QRs), at a tenth of the cost. The eigenvalues of (C ± P2)/(4C/3) lie in [1/2, 1] for
+    C = 3||P2||, so the powers neither overflow nor lose the spectrum.
+    """
     V = np.linalg.qr(rng.standard_normal((2, d, k)))[0]
+    if matrix is not None and shift > 0:
+        eye = np.eye(d)
+        S = np.stack([shift * eye + matrix, shift * eye - matrix]) / (4.0 * shift / 3.0)
+        A = np.linalg.matrix_power(S, block)
+
+        def step(V):
+            return A @ V
+    else:
+        block = 1
+
+        def step(V):
+            PV = matvec(np.concatenate([V[0], V[1]], axis=1))
+            return np.stack([shift * V[0] + PV[:, :k], shift * V[1] - PV[:, k:]])
     n_iter = max_iter
-    for t in range(max_iter):
-        PV = matvec(np.concatenate([V[0], V[1]], axis=1))
-        new = np.stack([shift * V[0] + PV[:, :k], shift * V[1] - PV[:, k:]])
-        new = np.linalg.qr(new)[0]
+    for t in range(-(-max_iter // block)):
+        new = np.linalg.qr(step(V))[0]
         # Projector change ||V_t V_tᵀ − V_{t−1} V_{t−1}ᵀ||_F, without forming d×d matrices.
         overlap = np.einsum("sdi,sdj->sij", new, V)
         delta = np.sqrt(np.maximum(2 * k - 2 * np.sum(overlap**2, axis=(1, 2)), 0.0)).max()
         V = new
         if delta < tol:
-            n_iter = t + 1
+            n_iter = (t + 1) * block
             break
     PV = matvec(np.concatenate([V[0], V[1]], axis=1))
     rayleigh = np.abs(np.einsum("di,di->i", np.concatenate([V[0], V[1]], axis=1), PV))
@@ -270,7 +287,7 @@ def _jennrich(T3, rng, n_pairs=_N_JENNRICH):
     return _normalize_columns(out)
 
 
-def _als(T, starts, max_sweeps=_MAX_ALS_SWEEPS, tol=1e-12, ridge=1e-10):
+def _als(T, starts, max_sweeps=_MAX_ALS_SWEEPS, tol=1e-8, ridge=1e-10):
     """Non-symmetric CP-ALS from a batch of starts (S, k, k), then symmetrized unit columns."""
     k = T.shape[0]
     A = starts.copy()
@@ -458,7 +475,7 @@ def _rec_mag_sign(prof, V, U, alpha, Q1, Q2, *, ybar=None):
 def _check_gaussian(X):
     n, d = X.shape
     mean_dev = float(np.max(np.abs(X.mean(axis=0))))
-    if d <= 500:
+    if d <= 100:
         cov_dev = float(np.linalg.norm(X.T @ X / n - np.eye(d), 2))
     else:
         v = np.ones(d) / np.sqrt(d)
@@ -700,7 +717,7 @@ def _tensor_init(
         V, lam, gap = _top_abs_eig(P2, k)
     else:
         norm = np.linalg.norm(P2, 2) if P2 is not None else _spectral_norm(matvec, d, rng)
-        V, lam, gap, power_iters = _shifted_power(matvec, d, k, rng, 3.0 * norm)
+        V, lam, gap, power_iters = _shifted_power(matvec, d, k, rng, 3.0 * norm, matrix=P2)
     timings["subspace"] = time.perf_counter() - t0
     if gap < 1.5:
         warnings.warn(
