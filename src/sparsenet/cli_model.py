@@ -1,0 +1,276 @@
+"""``sparsenet fit`` and ``sparsenet predict``: train a SparseNetRegressor on a CSV file, predict with it.
+
+The main CLI (``sparsenet.cli``) calls :func:`add_commands` with its subparsers; each command sets
+``func`` (``args.func(args) -> int`` exit code). :func:`main` runs these two commands on their own.
+
+CSV files are read with the standard library (no pandas at run time): a header row of column names,
+then numeric rows. Bad input is reported on stderr with exit code 2 and no traceback.
+"""
+
+import argparse
+import csv
+import math
+import os
+import sys
+
+import numpy as np
+
+__all__ = ["add_commands", "main", "read_csv", "CSVError"]
+
+EXIT_USAGE = 2
+
+
+class CSVError(ValueError):
+    """A CSV file that cannot be used; the message says which file, column and row."""
+
+
+def read_csv(path):
+    """Read a numeric CSV file with a header row.
+
+    Parameters
+    ----------
+    path : str
+        File name.
+
+    Returns
+    -------
+    columns : list of str
+        Header names.
+    data : ndarray of shape (n_rows, n_columns)
+        Values as float64.
+
+    Raises
+    ------
+    CSVError
+        Missing/unreadable file, empty file, no data rows, a row of the wrong length, an empty
+        row, an empty or NaN cell (row and column named), or a non-numeric cell (row and column named).
+        Row numbers are line numbers in the file (the header is line 1).
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except OSError as exc:
+        raise CSVError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CSVError(f"{path} is not a readable CSV text file ({exc})") from None
+    if not rows or all(not any(cell.strip() for cell in row) for row in rows):
+        raise CSVError(f"{path} is empty (expected a header row of column names, then data rows)")
+    columns = [name.strip() for name in rows[0]]
+    if any(not name for name in columns):
+        raise CSVError(f"{path}, line 1: the header has an empty column name")
+    values = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            raise CSVError(f"{path}, line {line}: empty row")
+        if len(row) != len(columns):
+            raise CSVError(f"{path}, line {line}: {len(row)} values, but the header has {len(columns)} columns")
+        parsed = []
+        for name, cell in zip(columns, row):
+            text = cell.strip()
+            if not text:
+                raise CSVError(f"{path}, line {line}: column '{name}' is empty (missing value); remove or impute the row")
+            try:
+                value = float(text)
+            except ValueError:
+                raise CSVError(
+                    f"{path}, line {line}: column '{name}' is not numeric (got {text!r}); "
+                    "all columns must be numbers"
+                ) from None
+            if math.isnan(value):
+                raise CSVError(f"{path}, line {line}: column '{name}' is NaN; remove or impute the row")
+            if math.isinf(value):
+                raise CSVError(f"{path}, line {line}: column '{name}' is infinite; remove the row")
+            parsed.append(value)
+        values.append(parsed)
+    if not values:
+        raise CSVError(f"{path} has a header but no data rows")
+    return columns, np.asarray(values, dtype=np.float64)
+
+
+def _error(message):
+    print(f"sparsenet: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _predict(model, X):
+    """Predict from a plain array; the columns were already matched to ``feature_names_in_`` by name."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return model.predict(X)
+
+
+def _metrics(model, X, y):
+    pred = _predict(model, X)
+    mse = float(np.mean((pred - y) ** 2))
+    var = float(np.var(y))
+    r2 = 1.0 - mse / var if var > 0 else float("nan")
+    return r2, mse
+
+
+def _cmd_fit(args):
+    import warnings
+
+    from sparsenet.estimator import SparseNetRegressor
+
+    try:
+        columns, data = read_csv(args.data)
+    except CSVError as exc:
+        return _error(str(exc))
+    if args.target not in columns:
+        return _error(f"target column '{args.target}' not found in {args.data}; available columns: "
+                      + ", ".join(columns))
+    if len(columns) < 2:
+        return _error(f"{args.data} has only the target column '{args.target}'; no feature columns to fit on")
+    t = columns.index(args.target)
+    features = [c for i, c in enumerate(columns) if i != t]
+    X = np.delete(data, t, axis=1)
+    y = data[:, t]
+    if not 0.0 <= args.validation < 1.0:
+        return _error(f"--validation must be in [0, 1); got {args.validation}")
+    if not 0.0 < args.keep <= 1.0:
+        return _error(f"--keep must be in (0, 1]; got {args.keep}")
+    if args.hidden < 1 or args.epochs < 1:
+        return _error("--hidden and --epochs must be positive integers")
+
+    rng = np.random.default_rng(args.seed)
+    n = len(y)
+    n_val = int(round(args.validation * n))
+    if n_val and n - n_val < 2:
+        return _error(f"{args.data} has {n} rows: too few to hold out {n_val} for validation")
+    order = rng.permutation(n)
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    model = SparseNetRegressor(
+        n_hidden=args.hidden,
+        sparsity=None if args.keep == 1.0 else args.keep,
+        epochs=args.epochs,
+        init=args.init,
+        learning_rate=args.learning_rate,
+        random_state=args.seed,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X[train_idx], y[train_idx])
+        except ValueError as exc:
+            return _error(f"fit failed: {exc}")
+    for w in caught:
+        print(f"sparsenet: warning: {w.message}", file=sys.stderr)
+    model.feature_names_in_ = np.asarray(features, dtype=object)
+
+    nnz = int(np.count_nonzero(model.coef_hidden_))
+    total = model.coef_hidden_.size
+    rows = [("train", len(train_idx), *_metrics(model, X[train_idx], y[train_idx]))]
+    if n_val:
+        rows.append(("validation", n_val, *_metrics(model, X[val_idx], y[val_idx])))
+    print(f"SparseNetRegressor: target '{args.target}', {len(features)} features, "
+          f"{args.hidden} hidden units, init {model.init_used_}")
+    print(f"| {'split':<10} | {'rows':>6} | {'R²':>8} | {'MSE':>12} | {'nonzeros':>8} | {'kept':>6} |")
+    print(f"|{'-' * 12}|{'-' * 8}|{'-' * 10}|{'-' * 14}|{'-' * 10}|{'-' * 8}|")
+    for name, count, r2, mse in rows:
+        print(f"| {name:<10} | {count:>6d} | {r2:>8.4f} | {mse:>12.6g} | {nnz:>8d} | {nnz / total:>6.3f} |")
+    try:
+        model.save(args.out)
+    except OSError as exc:
+        return _error(f"cannot write {args.out}: {exc.strerror or exc}")
+    print(f"model written to {args.out}")
+    return 0
+
+
+def _cmd_predict(args):
+    from sparsenet.estimator import load_model
+
+    try:
+        model = load_model(args.model)
+    except FileNotFoundError:
+        return _error(f"model file {args.model} not found")
+    except ValueError as exc:
+        return _error(str(exc))
+    try:
+        columns, data = read_csv(args.data)
+    except CSVError as exc:
+        return _error(str(exc))
+    names = list(getattr(model, "feature_names_in_", []))
+    if names:
+        missing = [c for c in names if c not in columns]
+        if missing:
+            return _error(f"{args.data} lacks the model's feature columns {missing}; available columns: "
+                          + ", ".join(columns))
+        X = data[:, [columns.index(c) for c in names]]
+    else:
+        if data.shape[1] != model.n_features_in_:
+            return _error(f"{args.data} has {data.shape[1]} columns; the model expects {model.n_features_in_}")
+        X = data
+    pred = _predict(model, X)
+    try:
+        sys.stdout.write("prediction\n")
+        sys.stdout.write("".join(f"{float(value)!r}\n" for value in pred))
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stdout = open(os.devnull, "w")
+    return 0
+
+
+def add_commands(subparsers):
+    """Add the ``fit`` and ``predict`` commands to an argparse subparsers object.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        From ``parser.add_subparsers()``. Each command sets ``func``: call ``args.func(args)``,
+        which returns the exit code.
+    """
+    fit = subparsers.add_parser(
+        "fit",
+        help="fit a SparseNetRegressor on a CSV file and save it",
+        description="Fit a sparse one-hidden-layer network on a numeric CSV file (header row required), "
+        "print a train/validation summary and write the model (.npz).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    fit.add_argument("data", help="CSV file with a header row; all columns numeric")
+    fit.add_argument("--target", required=True, help="name of the column to predict")
+    fit.add_argument("--hidden", type=int, default=10, help="number of hidden units")
+    fit.add_argument("--keep", type=float, default=0.25, help="fraction of hidden weights kept (1 = dense)")
+    fit.add_argument("--epochs", type=int, default=50, help="training epochs")
+    fit.add_argument("--learning-rate", type=float, default=3e-2, help="step size (standardized data)")
+    fit.add_argument("--init", choices=["tensor", "random"], default="tensor", help="initialization")
+    fit.add_argument("--validation", type=float, default=0.2, help="fraction of rows held out for validation")
+    fit.add_argument("--seed", type=int, default=0, help="random seed (split, initialization, minibatches)")
+    fit.add_argument("--out", default="model.npz", help="where to write the model")
+    fit.set_defaults(func=_cmd_fit)
+
+    predict = subparsers.add_parser(
+        "predict",
+        help="predict with a saved model; writes CSV to stdout",
+        description="Predict with a model written by 'sparsenet fit'. Feature columns are matched by "
+        "name (extra columns, such as the target, are ignored); output is a CSV with one "
+        "'prediction' column on stdout.",
+    )
+    predict.add_argument("model", help="model file written by 'sparsenet fit'")
+    predict.add_argument("data", help="CSV file with a header row holding the model's feature columns")
+    predict.set_defaults(func=_cmd_predict)
+    return subparsers
+
+
+def main(argv=None):
+    """Run ``fit`` or ``predict`` on their own (the full CLI is ``sparsenet.cli``).
+
+    Parameters
+    ----------
+    argv : list of str or None
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    code : int
+        Exit status: 0 on success, 2 on bad input.
+    """
+    parser = argparse.ArgumentParser(prog="sparsenet")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
