@@ -159,6 +159,9 @@ def test_implicit_power_path_matches_eigh_path(monkeypatch):
     e_e = recovery_error(W_e, v_e, p.W, p.v)
     e_p = recovery_error(W_p, v_p, p.W, p.v)
     assert abs(e_e - e_p) < 0.01, (e_e, e_p)
+    W_x, v_x, info = tensor_init(p.X, p.y, 5, subspace="eigh", random_state=1, return_info=True)
+    assert info["subspace"] == "eigh"  # an explicit request still forms P2
+    np.testing.assert_array_equal(W_x, W_e)
 
 
 # ------------------------------------------------------------------------------------------------

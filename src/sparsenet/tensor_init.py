@@ -492,7 +492,7 @@ def _check_gaussian(X):
             f"Input X does not look like N(0, I): ||Cov(X) − I||_2 = {cov_dev:.3g} (tolerance {tol_cov:.3g}), "
             f"max |mean(X)| = {mean_dev:.3g} (tolerance {tol_mean:.3g}); the moment identities of the "
             "tensor initialization assume standard Gaussian inputs.",
-            stacklevel=3,
+            stacklevel=4,
         )
     return cov_dev, mean_dev
 
@@ -702,7 +702,7 @@ def _tensor_init(
     yP = Pa.targets(min(j2, 2))  # V is not known yet: order-1 control variate only when j2 >= 3
     tail = [alpha] * (j2 - 2)
     power_iters = 0
-    if d <= _EIGH_MAX_D:
+    if d <= _EIGH_MAX_D or method == "eigh":
         P2 = hermite_contract(Pa.X, yP, [None, None] + tail)
         P2 = (P2 + P2.T) / 2
 
