@@ -718,6 +718,9 @@ def _tensor_init(
     else:
         norm = np.linalg.norm(P2, 2) if P2 is not None else _spectral_norm(matvec, d, rng)
         V, lam, gap, power_iters = _shifted_power(matvec, d, k, rng, 3.0 * norm, matrix=P2)
+        if 2 * k > d and P2 is not None:
+            # The two iterated subspaces overlap, so their Rayleigh values repeat: use the spectrum.
+            _, lam, gap = _top_abs_eig(P2, k)
     timings["subspace"] = time.perf_counter() - t0
     if gap < 1.5:
         warnings.warn(
