@@ -203,3 +203,104 @@ def test_bad_input_messages(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         train_iht(args.pop("X"), args.pop("y"), args.pop("W0"), args.pop("v0"), **args)
+
+
+# --- fast paths (fused activations, preallocated minibatch workspace, chunked full batch) ---------
+
+from sparsenet import train as _train  # noqa: E402
+from sparsenet.activations import get_activation  # noqa: E402
+from sparsenet._validation import check_random_state  # noqa: E402
+
+
+@pytest.mark.parametrize("act", [*sorted(ACTIVATIONS), "user"])
+def test_fused_kernel_equals_function_and_derivative(act, rng):
+    act = get_activation(np.sin, derivative=np.cos, name="sin") if act == "user" else ACTIVATIONS[act]
+    Z = rng.standard_normal((7, 3, 4)) * 2
+    Z[0, 0, :2] = 0.0  # the kink: left derivative
+    D, A = Z.copy(), np.empty_like(Z)
+    s = _train._fused(act)(D, A)
+    np.testing.assert_allclose(A, act.function(Z), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(s * D, act.derivative(Z), rtol=1e-14, atol=1e-15)
+
+
+def test_fused_kernel_not_used_for_a_lookalike():
+    fake = get_activation(np.tanh, derivative=lambda z: np.zeros_like(z), name="relu2")
+    D, A = np.ones((2, 2)), np.empty((2, 2))
+    assert _train._fused(fake)(D, A) == 1.0
+    np.testing.assert_array_equal(D, 0.0)
+
+
+def _reference_iht(X, y, W0, v0, sparsifier, epochs, batch_size, lr, pre, train_v, seed, act):
+    """Plain per-step loop over loss_and_grad: the definition the fast path must reproduce."""
+    rng = check_random_state(seed)
+    W, v = W0.copy()[None], v0.copy()[None]
+    n = X.shape[0]
+    for e in range(epochs):
+        if e >= pre:
+            W[0] = sparsifier(W[0])
+        order = rng.permutation(n)
+        for s in range(0, n, batch_size):
+            rows = order[s:s + batch_size]
+            _, gW, gv = loss_and_grad(X[rows][None], y[rows][None], W, v, act)
+            W -= lr * gW
+            if train_v:
+                v -= lr * gv
+    return sparsifier(W[0]), v[0]
+
+
+@pytest.mark.parametrize("name", ["relu2", "tanh", "softplus"])
+@pytest.mark.parametrize("joint", [True, False])
+def test_minibatch_fast_path_equals_reference_loop(name, joint, rng, monkeypatch):
+    if not joint:  # force the large-X path: X and y gathered separately
+        monkeypatch.setattr(_train, "_JOINT_BYTES", 0)
+    n, d, k = 53, 4, 3  # 53 = 3 batches of 16 + a partial batch of 5
+    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+    W0, v0 = 0.5 * rng.standard_normal((d, k)), rng.standard_normal(k)
+    sp = Threshold(0.1)
+    res = train_iht(X, y, W0, v0, sparsifier=sp, epochs=3, batch_size=16, learning_rate=1e-2, pretrain_epochs=1,
+                    train_v=True, activation=name, random_state=5)
+    W, v = _reference_iht(X, y, W0, v0, sp, 3, 16, 1e-2, 1, True, 5, ACTIVATIONS[name])
+    np.testing.assert_allclose(res.W, W, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(res.v, v, rtol=1e-10, atol=1e-13)
+
+
+def test_minibatch_split_gather_bit_identical(rng, monkeypatch):
+    X, y = rng.standard_normal((2, 40, 3)), rng.standard_normal((2, 40))
+    W0, v0 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2))
+    kw = dict(sparsifiers=Threshold(0.2), epochs=2, batch_size=7, train_v=True, data_index=[1, 0, 1],
+              random_states=[1, 2, 3])
+    a = train_iht_batched(X, y, W0, v0, **kw)
+    monkeypatch.setattr(_train, "_JOINT_BYTES", 0)
+    b = train_iht_batched(X, y, W0, v0, **kw)
+    np.testing.assert_array_equal(a.W, b.W)
+    np.testing.assert_array_equal(a.v, b.v)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_full_batch_step_chunks_and_grad_v_switch(dtype, rng):
+    X = rng.standard_normal((300, 6)).astype(dtype)
+    y = rng.standard_normal(300).astype(dtype)
+    W = rng.standard_normal((2, 6, 3)).astype(dtype)
+    v = rng.standard_normal((2, 3)).astype(dtype)
+    act = ACTIVATIONS["tanh"]
+    loss, gW, gv = full_batch_step(X, y, W, v, act, chunk_size=300)
+    assert loss.dtype == dtype and gW.dtype == dtype and gv.dtype == dtype
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-13)
+    for chunk in (None, 1, 31):
+        l2, gW2, gv2 = full_batch_step(X, y, W, v, "tanh", chunk_size=chunk, want_grad_v=False)
+        assert gv2 is None
+        np.testing.assert_allclose(l2, loss, **tol)
+        np.testing.assert_allclose(gW2, gW, **tol)
+    l3, none_W, none_v = full_batch_step(X, y, W, v, act, want_grad=False)
+    assert none_W is None and none_v is None
+    np.testing.assert_allclose(l3, loss, **tol)
+
+
+def test_full_batch_training_float32_matches_float64(tiny_problem):
+    p = tiny_problem
+    kw = dict(sparsifier=Threshold(0.05), epochs=5, batch_size=None, learning_rate=0.01, pretrain_epochs=2,
+              train_v=True)
+    r32 = train_iht(p.X, p.y, p.W + 0.1, p.v, dtype=np.float32, chunk_size=64, **kw)
+    r64 = train_iht(p.X, p.y, p.W + 0.1, p.v, **kw)
+    assert r32.W.dtype == np.float32
+    np.testing.assert_allclose(r32.history["train_loss"], r64.history["train_loss"], rtol=1e-4)

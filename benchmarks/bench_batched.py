@@ -1,0 +1,48 @@
+"""Case 2: minibatch IHT epochs at the report's size for B = 64 models at once vs B = 1.
+
+n = 6000, d = 20, k = 5, batch 20, relu², Threshold IHT: per-model time of
+``train_iht_batched`` with 64 models divided by its time with one model.  Target ≤ 0.1.
+"""
+
+import sys
+
+import numpy as np
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+from _common import case, interleaved, planted_xy  # noqa: E402
+
+from sparsenet.sparsify import Threshold  # noqa: E402
+from sparsenet.train import train_iht_batched  # noqa: E402
+
+TARGET = 0.1
+
+
+def _trainer(X, y, W0, v0, epochs):
+    B = W0.shape[0]
+
+    def fit():
+        return train_iht_batched(X, y, W0, v0, sparsifiers=Threshold(0.05), epochs=epochs, batch_size=20,
+                                 learning_rate=1e-3, pretrain_epochs=1, random_states=list(range(B)))
+
+    return fit
+
+
+def per_model_times(n=6000, d=20, k=5, B=64, epochs=3, repeats=7):
+    X, y, Wt = planted_xy(n, d, k)
+    rng = np.random.default_rng(1)
+    W0 = Wt[None] + 0.05 * rng.standard_normal((B, d, k))
+    v0 = np.ones((B, k))
+    best = interleaved({"one": _trainer(X, y, W0[:1], v0[:1], epochs), "many": _trainer(X, y, W0, v0, epochs)},
+                       repeats)
+    return best["one"] / epochs, best["many"] / (B * epochs)
+
+
+def run(n=6000, d=20, k=5, B=64, epochs=3, repeats=7):
+    one, many = per_model_times(n, d, k, B, epochs, repeats)
+    return [case(f"batched minibatch epoch per model, B={B} / B=1 (n={n}, d={d}, k={k}, batch 20)", many / one,
+                 TARGET, "<=", {"epoch_B1_s": one, "epoch_per_model_B64_s": many})]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
