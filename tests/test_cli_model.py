@@ -27,6 +27,7 @@ def run(argv, capsys):
     return code, out, err
 
 
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 def test_fit_then_predict(csv_file, tmp_path, capsys):
     model_path = str(tmp_path / "m.npz")
     code, out, err = run([
