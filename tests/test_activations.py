@@ -122,3 +122,19 @@ def test_get_activation_errors():
         leaky_relu(1.5)
     act = ACTIVATIONS["relu"]
     assert get_activation(act) is act and isinstance(act, Activation)
+
+
+def test_hermite_constants_accurate_at_large_sigma():
+    # φ(σz) is nearly a step at σ = 20: Gauss–Hermite alone gets m_3 of softplus badly wrong.
+    from scipy.integrate import quad
+
+    from sparsenet.activations import ACTIVATIONS
+
+    for name in ("softplus", "tanh", "sigmoid"):
+        act = ACTIVATIONS[name]
+        got = act.hermite(20.0)
+        for j, he in enumerate([lambda z: 1.0, lambda z: z, lambda z: z * z - 1, lambda z: z**3 - 3 * z,
+                                lambda z: z**4 - 6 * z * z + 3]):
+            f = lambda z: act(20.0 * z) * he(z) * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
+            want = quad(f, -np.inf, 0, limit=200)[0] + quad(f, 0, np.inf, limit=200)[0]
+            assert abs(got[j] - want) < 1e-6 * max(1.0, abs(want)), (name, j, got[j], want)

@@ -90,3 +90,13 @@ def test_test_mse_direct_formula(rng):
     y = rng.standard_normal(50)
     pred = sum(v[j] * np.maximum(X @ W[:, j], 0) ** 2 for j in range(3))
     assert test_mse(W, v, X, y, "relu2") == pytest.approx(np.mean((pred - y) ** 2), rel=1e-12)
+
+
+def test_sigmoid_matches_up_to_flip_like_odd(rng):
+    # sigmoid(-z) = 1 - sigmoid(z): flipping (v_j, w_j) changes y by a constant only, so the data
+    # identify v_j·w_j; the metric must not punish the flip.
+    W = rng.standard_normal((5, 3))
+    v = np.array([1.0, -1.0, -1.0])
+    s = np.array([1.0, -1.0, 1.0])
+    assert recovery_error(W * s, v * s, W, v, activation="sigmoid") == pytest.approx(0, abs=1e-14)
+    assert recovery_error(W * s, v * s, W, v, activation="relu2") == np.inf

@@ -35,6 +35,7 @@ _GH_WEIGHTS = _GH_WEIGHTS / sqrt(2 * pi)
 _TZ = np.linspace(-12.0, 12.0, 24001)
 _TW = np.exp(-_TZ**2 / 2) / sqrt(2 * pi) * (_TZ[1] - _TZ[0])
 _TW[[0, -1]] *= 0.5
+_GH_MAX_SIGMA = 3.0
 
 
 def _hermite_table(z):
@@ -63,8 +64,10 @@ class Activation:
         Elementwise φ'(z); at a kink, the left derivative.
     degree : float or None, default=None
         q if φ is positively homogeneous, φ(tz) = t^q φ(z) for t > 0 (ReLU: 1, squared ReLU: 2).
-    parity : {"odd", "even", None}, default=None
-        Symmetry of φ: for an odd φ, (v, w) and (−v, −w) are the same network.
+    parity : {"odd", "odd+const", "even", None}, default=None
+        Symmetry of φ: for an odd φ, (v, w) and (−v, −w) are the same network; "odd+const"
+        (φ(−z) = c − φ(z), e.g. sigmoid) is odd up to a constant, so the flip changes y only by
+        a constant and the data identify v_i·w_i but not the sign of each v_i on its own.
     hermite_unit : ndarray of shape (5,) or None
         m_j(1) in closed form for a homogeneous φ (then m_j(σ) = σ^q m_j(1)).
     smooth : bool, default=True
@@ -108,9 +111,16 @@ class Activation:
         sigma = np.asarray(sigma, dtype=float)
         if self.hermite_unit is not None and self.degree is not None:
             return sigma[..., None] ** self.degree * self.hermite_unit
-        nodes, weights = (_GH_NODES, _GH_WEIGHTS) if self.smooth else (_TZ, _TW)
-        values = self.function(sigma[..., None] * nodes)  # (..., N)
-        return (values * weights) @ _hermite_table(nodes)
+        flat = sigma.reshape(-1)
+        out = np.empty((flat.size, N_HERMITE))
+        # Gauss–Hermite resolves φ(σz) only while it is smooth on the scale of its nodes: a kink,
+        # or a steep tanh/sigmoid at large σ, needs the fine trapezoid rule instead.
+        gh = np.full(flat.size, self.smooth) & (flat <= _GH_MAX_SIGMA)
+        for sel, nodes, weights in ((gh, _GH_NODES, _GH_WEIGHTS), (~gh, _TZ, _TW)):
+            if sel.any():
+                values = np.asarray(self.function(flat[sel, None] * nodes), dtype=float)
+                out[sel] = (values * weights) @ _hermite_table(nodes)
+        return out.reshape(sigma.shape + (N_HERMITE,))
 
 
 def _relu(z):
@@ -180,7 +190,7 @@ ACTIVATIONS = {
     "relu": Activation("relu", _relu, _step, degree=1.0, hermite_unit=_relu_power_moments(1), smooth=False),
     "leaky_relu": leaky_relu(0.01),
     "tanh": Activation("tanh", np.tanh, _tanh_grad, parity="odd"),
-    "sigmoid": Activation("sigmoid", _sigmoid, _sigmoid_grad),
+    "sigmoid": Activation("sigmoid", _sigmoid, _sigmoid_grad, parity="odd+const"),
     "softplus": Activation("softplus", _softplus, _sigmoid),
 }
 
@@ -202,7 +212,7 @@ def get_activation(activation, *, derivative=None, degree=None, parity=None, smo
         φ' for a user callable; None uses a second-order backward difference (left derivative).
     degree : float or None, default=None
         Homogeneity degree of a user callable, if any.
-    parity : {"odd", "even", None}, default=None
+    parity : {"odd", "odd+const", "even", None}, default=None
         Symmetry of a user callable.
     smooth : bool, default=False
         Declare a user callable smooth so Gauss–Hermite quadrature is used for m_j.
@@ -229,8 +239,10 @@ def get_activation(activation, *, derivative=None, degree=None, parity=None, smo
                 f"Got {activation!r} instead."
             ) from None
     if callable(activation):
-        if parity not in (None, "odd", "even"):
-            raise ValueError(f"The 'parity' parameter must be 'odd', 'even' or None. Got {parity!r} instead.")
+        if parity not in (None, "odd", "odd+const", "even"):
+            raise ValueError(
+                f"The 'parity' parameter must be 'odd', 'odd+const', 'even' or None. Got {parity!r} instead."
+            )
         return Activation(
             name=name or getattr(activation, "__name__", "custom"),
             function=activation,

@@ -43,7 +43,11 @@ class Alignment:
 
 
 def _parity(activation):
-    return None if activation is None else get_activation(activation).parity
+    if activation is None:
+        return None
+    parity = get_activation(activation).parity
+    # Odd up to a constant (sigmoid): only v_i·w_i is identified, so match up to the flip as for odd φ.
+    return "odd" if parity == "odd+const" else parity
 
 
 def align(W, v, W_true, v_true, *, activation=None):
@@ -59,7 +63,8 @@ def align(W, v, W_true, v_true, *, activation=None):
     v_true : ndarray of shape (k,) or None
     activation : str, Activation or None, default=None
         For an odd φ, (v_j, w_j) ≡ (−v_j, −w_j): each estimated unit is flipped to carry the sign of
-        the true unit it is matched with. For an even φ, w_j ≡ −w_j: the closer of the two is used.
+        the true unit it is matched with (also for φ odd up to a constant, such as sigmoid, whose
+        data identify only v_j·w_j). For an even φ, w_j ≡ −w_j: the closer of the two is used.
 
     Returns
     -------

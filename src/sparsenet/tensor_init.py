@@ -15,18 +15,13 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from ._validation import check_data, check_random_state, check_scalar
-from .activations import HERMITE_COEFS, Activation, get_activation
+from .activations import Activation, get_activation
 from .moments import hermite_contract, symmetrize
 
 __all__ = ["tensor_init"]
 
 # σ grid for the zero/sign tests and the magnitude inversion of a non-homogeneous φ (§3, §7).
 _SIGMA_GRID = np.geomspace(0.05, 20.0, 400)
-# Fine trapezoid rule in z with a node at 0: accurate for φ(σz) with kinks and for large σ,
-# where 160-point Gauss–Hermite under-resolves a steep tanh/softplus.
-_TZ = np.linspace(-12.0, 12.0, 24001)
-_TW = np.exp(-_TZ**2 / 2) / np.sqrt(2 * np.pi) * (_TZ[1] - _TZ[0])
-_TW[[0, -1]] *= 0.5
 _ZERO_RTOL = 1e-8
 _MAX_COND = 100.0
 _N_JENNRICH = 20
@@ -49,7 +44,7 @@ class _Profile:
             self.unit = unit
             grid = _SIGMA_GRID[:, None] ** self.q * unit
         else:
-            grid = _grid_moments(act.function)
+            grid = act.hermite(_SIGMA_GRID)
             self.unit = grid[np.argmin(np.abs(_SIGMA_GRID - 1.0))]
         self.grid = grid
         # Zero test (§3): |m_j(σ)| <= 1e-8·max_j' |m_j'(σ)| at every σ; the small absolute floor keeps
@@ -105,13 +100,6 @@ class _Profile:
         clipped = np.clip(target, curve[0], curve[-1])
         n_clipped = int(np.sum(clipped != target))
         return np.interp(clipped, curve, _SIGMA_GRID), n_clipped
-
-
-def _grid_moments(fn):
-    """m_j(σ), j = 0..4, on the σ grid by the trapezoid rule in z (shape (400, 5))."""
-    table = np.stack([_TZ**t for t in range(5)], axis=-1) @ HERMITE_COEFS.T  # He_j(z)
-    values = np.asarray(fn(_SIGMA_GRID[:, None] * _TZ), dtype=float)
-    return (values * _TW) @ table
 
 
 @functools.lru_cache(maxsize=64)
