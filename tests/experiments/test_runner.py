@@ -261,3 +261,31 @@ def test_resume_after_kill_9(tmp_path):
         records = store.records(config)
     assert len(records) == len(expected)
     assert all(r["status"] == "ok" and len(r["history"]["train_loss"]) == 31 for r in records)
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
+    path = tmp_path / "kill.toml"
+    path.write_text(KILL.format(values=", ".join(str(300 + 10 * i) for i in range(30))))
+    expected = {r.key for r in expand(load_config(path))}
+    out = tmp_path / "out"
+    db = out / STORE_NAME
+    cmd = [sys.executable, "-m", "sparsenet.cli", "run", str(path), "--out", str(out), "--jobs", "2", "--no-progress"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    # SIG_DFL in the child: a shell's background job would otherwise inherit SIGINT ignored.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while _count(db) < 1:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "Interrupted" in stderr and "Traceback" not in stderr
+    kept = _count(db)
+    assert 1 <= kept < len(expected)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"{kept} already stored" in done.stdout
+    with open_store(out) as store:
+        assert store.keys() == expected
