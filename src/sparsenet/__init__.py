@@ -6,15 +6,13 @@ Tensor-method initialization (Zhong et al., 2017) followed by iterative hard thr
 
 from .activations import ACTIVATIONS, Activation, get_activation
 from .data import PlantedProblem, make_planted
+from .estimator import SparseNetRegressor
 from .initializers import random_init
 from .metrics import align, evaluate, recovery_error, support_confusion, test_mse
 from .sparsify import Dense, Sparsifier, Threshold, TopFraction, get_sparsifier
 from .train import IHTResult, train_iht, train_iht_batched
 
-try:  # written in parallel; present in every release
-    from .tensor_init import tensor_init
-except ImportError:  # pragma: no cover
-    pass
+from .tensor_init import tensor_init
 
 __version__ = "0.1.0"
 
@@ -24,6 +22,7 @@ __all__ = [
     "Dense",
     "IHTResult",
     "PlantedProblem",
+    "SparseNetRegressor",
     "Sparsifier",
     "Threshold",
     "TopFraction",
