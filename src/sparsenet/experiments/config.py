@@ -173,6 +173,9 @@ METRICS = (
     "nnz",
 )
 HISTORY_METRICS = ("train_loss", "test_loss", "nnz")
+# Derived from stored metrics when reading (never stored): success = recovery_error < success_threshold.
+# Only 2-D sweeps (``y``) use it; they are drawn as a success-probability heat map.
+DERIVED_METRICS = ("success",)
 RECORD_METRICS = ("wall_time",)  # top-level record fields that may be plotted like a metric
 
 _EXPERIMENT_KEYS = {
@@ -181,6 +184,9 @@ _EXPERIMENT_KEYS = {
     "title": Param("str"),
     "x": Param("str"),
     "values": None,  # list, checked against the swept key's spec
+    "y": Param("str"),  # second swept key of a 2-D sweep (phase transition)
+    "y_values": None,  # list, checked against y's spec
+    "success_threshold": Param("float", 0.0, None, closed="neither"),
     "metrics": None,  # list of metric names
     "protocols": None,  # list of protocol names
     "trials": Param("int", 1, 10**4),
@@ -266,6 +272,9 @@ class ExperimentConfig:
     description: str = ""
     xscale: str = "linear"
     yscale: str = "linear"
+    y: str | None = None  # 2-D sweep: second swept key, its values, and the success threshold
+    y_values: tuple = ()
+    success_threshold: float = 1e-2
     source: str = field(default="", repr=False, compare=False)  # the TOML text, stored with the results
 
     @property
@@ -278,7 +287,8 @@ class ExperimentConfig:
 
     @property
     def n_runs(self):
-        return max(len(self.values), 1) * len(self.methods) * len(self.protocols) * self.trials
+        return (max(len(self.values), 1) * max(len(self.y_values), 1) * len(self.methods) * len(self.protocols)
+                * self.trials)
 
 
 @dataclass(frozen=True)
@@ -294,6 +304,7 @@ class Run:
     seed: int
     x: object  # swept value, None for history-only experiments
     params: tuple  # sorted (key, value) pairs: resolved setting + method fields
+    y: object = None  # second swept value of a 2-D sweep
 
     @property
     def params_dict(self):
@@ -405,8 +416,9 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
     for name, table in scales.items():
         allowed = dict.fromkeys(list(SETTING_SPEC) + ["trials"])
         _check_table(table, allowed, f"[scale.{name}]", path)
-        if x in table:
-            raise ConfigError(f"[scale.{name}] in {path} may not override the swept key '{x}'.")
+        for swept in (x, checked.get("y")):
+            if swept in table:
+                raise ConfigError(f"[scale.{name}] in {path} may not override the swept key '{swept}'.")
     overrides = dict(scales.get(scale, {}))
     if "trials" in overrides:
         trials = _EXPERIMENT_KEYS["trials"].check(overrides.pop("trials"), "trials", f"[scale.{scale}]", path)
@@ -427,7 +439,8 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         if len(set(values)) != len(values):
             raise ConfigError(f"The 'values' key of [experiment] in {path} has duplicates: {list(values)!r}.")
 
-    known_metrics = tuple(dict.fromkeys(METRICS + HISTORY_METRICS + RECORD_METRICS))
+    y, y_values = _check_y(exp, checked, x, path)
+    known_metrics = tuple(dict.fromkeys(METRICS + HISTORY_METRICS + RECORD_METRICS + DERIVED_METRICS))
     metrics = _check_list(
         exp["metrics"], "metrics", "[experiment]", path,
         lambda m: Param("choice", choices=known_metrics).check(m, "metrics", "[experiment]", path),
@@ -455,12 +468,18 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         for key, spec in registry.fields.items():
             own[key] = spec.check(entry[key], key, where, path) if key in entry else spec.default
         over = _check_setting({k: v for k, v in entry.items() if k in SETTING_SPEC}, where, path)
-        if x in over:
-            raise ConfigError(f"{where} in {path} may not override the swept key '{x}'.")
+        for swept in (x, y):
+            if swept in over:
+                raise ConfigError(f"{where} in {path} may not override the swept key '{swept}'.")
         methods.append(MethodSpec(label, name, tuple(sorted(own.items())), tuple(sorted(over.items()))))
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"[[methods]] labels in {path} must be unique. Got {labels!r}.")
+
+    if y is None and "success" in metrics:
+        raise ConfigError(f"The 'success' metric of [experiment] in {path} needs a 2-D sweep (a 'y' key).")
+    if y is not None and data.get("claims"):
+        raise ConfigError(f"[[claims]] in {path} are not supported for 2-D sweeps (a 'y' key) yet.")
 
     # Claims.
     claims = []
@@ -509,12 +528,38 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         description=checked.get("description", ""),
         xscale=checked.get("xscale", "linear"),
         yscale=checked.get("yscale", "linear"),
+        y=y,
+        y_values=y_values,
+        success_threshold=checked.get("success_threshold", 1e-2),
         source=source,
     )
     # Resolve every run once so that cross-key problems (k > d, ...) surface at load time.
     for run in expand(config):
         _check_consistency(run, path)
     return config
+
+
+def _check_y(exp, checked, x, path):
+    """The second swept key of a 2-D sweep and its values: ``(None, ())`` for a 1-D sweep."""
+    y = checked.get("y")
+    if y is None:
+        for key in ("y_values", "success_threshold"):
+            if key in exp:
+                raise ConfigError(f"[experiment] in {path} has '{key}' but no 'y' (the second swept key).")
+        return None, ()
+    if y not in SETTING_SPEC or y == x or x == "epoch":
+        raise ConfigError(
+            f"The 'y' key of [experiment] in {path} must be a setting key other than x = {x!r} "
+            f"({', '.join(SETTING_SPEC)}), and x may not be 'epoch'. Got {y!r} instead."
+        )
+    if "y_values" not in exp:
+        raise ConfigError(f"Missing required key 'y_values' in [experiment] of {path} (y = {y!r}).")
+    spec = _setting_param(y)
+    values = _check_list(exp["y_values"], "y_values", "[experiment]", path,
+                         lambda v: spec.check(v, y, "'y_values' of [experiment]", path))
+    if len(set(values)) != len(values):
+        raise ConfigError(f"The 'y_values' key of [experiment] in {path} has duplicates: {list(values)!r}.")
+    return y, values
 
 
 def _check_consistency(run, path):
@@ -574,9 +619,14 @@ def expand(config):
 
     base = config.setting_dict
     values = config.values if config.values else (None,)
+    grid = [(value, None) for value in values]
+    if config.y is not None:  # 2-D sweep: x-major cartesian product
+        grid = [(value, w) for value in values for w in config.y_values]
     runs = []
-    for value in values:
+    for value, w in grid:
         point = base if value is None else _apply_truth(base, {config.x: value})
+        if w is not None:
+            point = _apply_truth(point, {config.y: w})
         for spec in config.methods:
             setting = _apply_truth(point, dict(spec.overrides))
             params = METHODS[spec.method].resolve(setting, dict(spec.fields))
@@ -595,6 +645,7 @@ def expand(config):
                             seed=seed,
                             x=value,
                             params=tuple(sorted(params.items())),
+                            y=w,
                         )
                     )
     return runs

@@ -30,7 +30,8 @@ from sparsenet.experiments.report import (  # noqa: E402
     is_history_metric,
 )
 
-__all__ = ["plot_experiment", "save_figure", "figure_stem", "METRIC_LABELS", "X_LABELS"]
+__all__ = ["plot_experiment", "plot_phase_transition", "success_probability", "phase_transition_section",
+           "save_figure", "figure_stem", "METRIC_LABELS", "X_LABELS"]
 
 #: y-axis label (with unit) and short panel title of each metric.
 METRIC_LABELS = {
@@ -214,6 +215,146 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
         head += f"  (mean ± std over {trials} trials)"
     fig.suptitle(head, fontsize=12)
     return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# 2-D sweeps (phase transitions): success probability heat maps
+
+
+def _grid_values(config, records, key, field_name):
+    values = list(config_field(config, field_name, []) or [])
+    if not values:
+        values = sorted({r["params"][key] for r in records if key in (r.get("params") or {})})
+    return values
+
+
+def success_probability(config, records):
+    """Success probability of a 2-D sweep per (protocol, method), computed from stored records.
+
+    A run succeeds when its ``recovery_error`` is below the experiment's ``success_threshold``
+    (default 1e-2); a failed run (raised, diverged) counts as a failure; runs not stored are ignored.
+
+    Returns
+    -------
+    xs, ys : list
+        The swept values of ``x`` and ``y`` (config order).
+    table : dict
+        ``(protocol, method) -> (P, N)``: arrays of shape (len(ys), len(xs)), the success fraction
+        (NaN where no run is stored) and the number of runs counted.
+    """
+    x, y = config_field(config, "x"), config_field(config, "y")
+    threshold = float(config_field(config, "success_threshold", 1e-2))
+    xs = _grid_values(config, records, x, "values")
+    ys = _grid_values(config, records, y, "y_values")
+    ix = {float(v): i for i, v in enumerate(xs)}
+    iy = {float(v): i for i, v in enumerate(ys)}
+    table = {}
+    for r in records:
+        if r.get("status") not in ("ok", "failed"):
+            continue
+        p = r.get("params") or {}
+        i, j = iy.get(float(p.get(y, np.nan))), ix.get(float(p.get(x, np.nan)))
+        if i is None or j is None:
+            continue
+        key = (r.get("protocol"), r.get("method"))
+        if key not in table:
+            table[key] = (np.zeros((len(ys), len(xs))), np.zeros((len(ys), len(xs)), dtype=int))
+        hits, counts = table[key]
+        error = (r.get("metrics") or {}).get("recovery_error")
+        ok = r["status"] == "ok" and error is not None and np.isfinite(error) and error < threshold
+        hits[i, j] += ok
+        counts[i, j] += 1
+    out = {}
+    for key, (hits, counts) in table.items():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[key] = (np.where(counts > 0, hits / np.maximum(counts, 1), np.nan), counts)
+    return xs, ys, out
+
+
+def plot_phase_transition(config, records) -> matplotlib.figure.Figure:
+    """Heat map of the success probability over the 2-D grid (x, y), with the 50% contour.
+
+    One panel per (method, protocol): methods as rows, protocols as columns. The axes are the grid
+    points evenly spaced and labelled by their values; the white line is the 50% contour.
+
+    Parameters
+    ----------
+    config : dict or object
+        A 2-D experiment definition (``x``, ``values``, ``y``, ``y_values``, ``success_threshold``).
+    records : list of dict
+        Its stored records.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    records = list(records)
+    xs, ys, table = success_probability(config, records)
+    protocols = [p for p in experiment_protocols(config, records) if any(k[0] == p for k in table)] or ["blind"]
+    methods = [m for m in experiment_methods(config, records) if any(k[1] == m for k in table)] or [""]
+    x, y = config_field(config, "x"), config_field(config, "y")
+    threshold = float(config_field(config, "success_threshold", 1e-2))
+    nrow, ncol = len(methods), len(protocols)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(0.55 * len(xs) * ncol + 2.8, (0.45 * len(ys) + 2.2) * nrow),
+                             squeeze=False, layout="constrained")
+    image = None
+    for i, method in enumerate(methods):
+        for j, protocol in enumerate(protocols):
+            ax = axes[i, j]
+            P, N = table.get((protocol, method), (np.full((len(ys), len(xs)), np.nan), None))
+            image = ax.imshow(np.ma.masked_invalid(P), origin="lower", aspect="auto", vmin=0.0, vmax=1.0,
+                              cmap="viridis", interpolation="nearest")
+            for (a, b), value in np.ndenumerate(P):
+                if np.isfinite(value):
+                    ax.text(b, a, f"{value:.2f}".lstrip("0") if value < 1 else "1", ha="center", va="center",
+                            fontsize=7, color="white" if value < 0.5 else "black")
+            finite = np.isfinite(P)
+            if min(P.shape) >= 2 and finite.any() and np.nanmin(P) < 0.5 < np.nanmax(P):
+                ax.contour(np.arange(len(xs)), np.arange(len(ys)), np.where(finite, P, 0.0), levels=[0.5],
+                           colors="white", linewidths=2.0)
+            ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs], rotation=45 if len(xs) > 8 else 0)
+            ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+            ax.set_xlabel(X_LABELS.get(x, x))
+            ax.set_ylabel(X_LABELS.get(y, y), fontsize=9)
+            head = "\n".join(textwrap.wrap(str(method), 48))
+            ax.set_title(f"{head}\n{protocol} protocol", fontsize=9)
+    fig.colorbar(image, ax=axes, label=f"P(recovery error < {threshold:g})", shrink=0.9)
+    title = config_field(config, "title") or config_field(config, "name", "")
+    trials = config_field(config, "trials")
+    head = str(title) + (f"  (fraction of {trials} trials; white line: 50%)" if trials else "")
+    fig.suptitle(head, fontsize=11)
+    return fig
+
+
+def phase_transition_section(config, records, fig_dir):
+    """Report section of a 2-D sweep: the heat map and a success-probability table per method."""
+    from sparsenet.experiments.report import Heading, Image, Paragraph, Table, _heading_text
+
+    records = list(records)
+    blocks = [Heading(2, _heading_text(config))]
+    description = config_field(config, "description") or config_field(config, "claim")
+    if description:
+        blocks.append(Paragraph(str(description)))
+    xs, ys, table = success_probability(config, records)
+    if not table:
+        return blocks + [Paragraph("**No records**: this experiment has not been run yet.")]
+    fig = plot_phase_transition(config, records)
+    stem = f"{config_field(config, 'name', 'experiment')}_success_vs_{config_field(config, 'x')}_" \
+           f"{config_field(config, 'y')}"
+    png, _ = save_figure(fig, fig_dir, stem)
+    plt.close(fig)
+    threshold = float(config_field(config, "success_threshold", 1e-2))
+    blocks.append(Image(png, _heading_text(config),
+                        f"Fraction of trials with recovery error < {threshold:g} (failed runs count as "
+                        "failures); white line: 50% contour."))
+    x, y = config_field(config, "x"), config_field(config, "y")
+    for (protocol, method), (P, N) in table.items():
+        blocks.append(Paragraph(f"`success` = P(recovery error < {threshold:g}), {method}, {protocol} protocol "
+                                "(successes / runs)"))
+        rows = [[f"{yv:g}"] + [("—" if N[i, j] == 0 else f"{P[i, j]:.2f} ({int(round(P[i, j] * N[i, j]))}/{N[i, j]})")
+                               for j in range(len(xs))] for i, yv in enumerate(ys)]
+        blocks.append(Table([f"{y} \\ {x}"] + [f"{v:g}" for v in xs], rows[::-1]))
+    return blocks
 
 
 def save_figure(fig, out_dir, stem: str) -> tuple[Path, Path]:

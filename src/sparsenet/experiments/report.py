@@ -537,6 +537,13 @@ def experiment_section(config, records, fig_dir: Path) -> list:
     return blocks
 
 
+def _phase_transition_section(config, records, fig_dir: Path) -> list:
+    """A 2-D sweep (``y`` set): success-probability heat map, see plots.phase_transition_section."""
+    from sparsenet.experiments.plots import phase_transition_section
+
+    return phase_transition_section(config, records, fig_dir)
+
+
 def _summary_blocks(experiments) -> list:
     rows, disagreements = [], []
     for config, records in experiments:
@@ -614,7 +621,8 @@ def write_report(out_dir, experiments, *, date=None, version: str | None = None,
                               "sample split, no sparsification after the last epoch).")]
     blocks += _summary_blocks(experiments)
     for config, records in experiments:
-        builder = SECTION_BUILDERS.get(str(config_field(config, "name", "")), experiment_section)
+        builder = SECTION_BUILDERS.get(str(config_field(config, "name", "")),
+                                       _phase_transition_section if config_field(config, "y") else experiment_section)
         blocks += builder(config, records, fig_dir)
     md_path, html_path = out / "REPORT.md", out / "REPORT.html"
     md_path.write_text(_to_markdown(blocks, out), encoding="utf-8")
