@@ -198,7 +198,7 @@ def full_batch_step(X, y, W, v, activation, *, chunk_size=None, want_grad=True, 
         gW = np.zeros((d, B * k), dtype=dtype)
         gW_c = np.empty((d, B * k), dtype=dtype)
     gv = np.zeros((B, k), dtype=dtype) if want_grad and want_grad_v else None
-    sv = None
+    s = 1.0
     for sl in _chunks(n, chunk_size):
         Xc = X[sl]
         m = Xc.shape[0]
@@ -214,11 +214,8 @@ def full_batch_step(X, y, W, v, activation, *, chunk_size=None, want_grad=True, 
         r -= y[sl, None]
         loss += np.einsum("mb,mb->b", r, r)
         if want_grad:
-            if sv is None:
-                sv = s * v
             Z3 = Z.reshape(m, B, k)
-            Z3 *= sv
-            Z3 *= r[:, :, None]  # G = (ŷ − y) ⊙ φ'(XW) ⊙ v
+            Z3 *= r[:, :, None]  # G = (ŷ − y) ⊙ φ'(XW) / s; the factor s·v is applied to ∇W at the end
             np.matmul(Xc.T, Z, out=gW_c)
             gW += gW_c
             if gv is not None:
@@ -226,7 +223,8 @@ def full_batch_step(X, y, W, v, activation, *, chunk_size=None, want_grad=True, 
     loss /= n
     if not want_grad:
         return loss, None, None
-    gW *= 2.0 / n
+    # Xᵀ[G ⊙ (s·v)] = (XᵀG) diag(s·v): one d × B·k product instead of a pass over every chunk
+    gW *= ((2.0 * s / n) * v).reshape(1, B * k)
     gW = np.ascontiguousarray(np.moveaxis(gW.reshape(d, B, k), 1, 0))
     return loss, gW, None if gv is None else gv * (2.0 / n)
 
