@@ -14,7 +14,7 @@ distributed = pytest.importorskip("distributed")
 
 from sparsenet.cli import main  # noqa: E402
 from sparsenet.experiments.config import expand, load_config  # noqa: E402
-from sparsenet.experiments.dask_backend import DaskBackend, parse_scheduler, rechunk  # noqa: E402
+from sparsenet.experiments.dask_backend import DaskBackend, parse_scheduler, rechunk, task_key  # noqa: E402
 from sparsenet.experiments.runner import make_tasks, run_experiments  # noqa: E402
 from sparsenet.experiments.store import STORE_NAME, open_store  # noqa: E402
 
@@ -214,3 +214,22 @@ def test_client_killed_and_restarted_finishes_every_row_once(client, tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"{len(expected) - at_kill} runs computed, {at_kill} already stored" in done.stdout
     _assert_once_and_ok(db, expected)
+
+
+def test_chunk_lost_for_good_is_stored_failed_and_the_sweep_ends(client, tmp_path):
+    _, config = _config(tmp_path, name="lost", values=(300,), trials=2)
+    submitted = []
+
+    class Exploding(DaskBackend):
+        def _submit(self, task, attempt):
+            submitted.append(attempt)
+            # a lambda is shipped by value: the worker raises on every attempt (retries included)
+            return self.client.submit(lambda t: 1 / 0, task, key=task_key(task, attempt), retries=1, pure=False)
+
+    with open_store(tmp_path) as store:
+        result = run_experiments([config], store, progress=False, backend=Exploding(client, resubmit=1), jobs=2)
+        records = store.records(config)
+    assert len(records) == len(expand(config)) == result.done == len(result.failed)
+    assert all(r["status"] == "failed" and "ZeroDivisionError" in r["error"] and "2 submissions" in r["error"]
+               for r in records)
+    assert sorted(set(submitted)) == [0, 1]
