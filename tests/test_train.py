@@ -304,3 +304,14 @@ def test_full_batch_training_float32_matches_float64(tiny_problem):
     r64 = train_iht(p.X, p.y, p.W + 0.1, p.v, **kw)
     assert r32.W.dtype == np.float32
     np.testing.assert_allclose(r32.history["train_loss"], r64.history["train_loss"], rtol=1e-4)
+
+
+def test_blas_thread_limit_does_not_change_results(tiny_problem, monkeypatch):
+    p = tiny_problem
+    W0 = np.stack([p.W + 0.1, p.W - 0.1])
+    kw = dict(sparsifiers=Threshold(0.05), epochs=2, batch_size=8, random_states=[0, 1])
+    a = train_iht_batched(p.X, p.y, W0, np.stack([p.v, p.v]), **kw)
+    monkeypatch.setattr(_train, "_ONE_BLAS_THREAD", False)
+    b = train_iht_batched(p.X, p.y, W0, np.stack([p.v, p.v]), **kw)
+    np.testing.assert_allclose(a.W, b.W, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(a.history["train_loss"], b.history["train_loss"], rtol=1e-12)
