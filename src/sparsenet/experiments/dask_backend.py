@@ -5,8 +5,8 @@ records)``; :class:`DaskBackend` is one. It
 
 1. re-chunks the runner's tasks for the cluster (:func:`rechunk`): every task holds runs of one problem
    shape and protocol, trained by one batched call, and problems are never split; too few tasks for
-   the workers -> the costliest are halved (at problem boundaries), many tiny tasks of one shape ->
-   merged, so that every worker stays busy and each task still amortizes its batched training call;
+   the workers, or one task with more than a fair share of the work (cost ~ runs x n x d x k x epochs)
+   -> the costliest is halved (at a problem boundary), many tiny tasks of one shape -> merged, so that every worker stays busy and each task still amortizes its batched training call;
 2. submits each chunk with ``retries``: a chunk whose worker process dies is rescheduled on another
    worker by the scheduler (``distributed.scheduler.allowed-failures``), a chunk that raises is retried
    (``retries``), and a chunk lost for good (``KilledWorker`` after every attempt) is resubmitted by
@@ -140,7 +140,8 @@ def rechunk(tasks, n_workers, *, per_worker=3, min_models=8, max_models=512):
     n_workers : int
         Worker threads of the cluster.
     per_worker : int, default=3
-        Aim for at least ``per_worker * n_workers`` tasks (load balance, and a lost chunk costs little).
+        Aim for at least ``target = per_worker * n_workers`` tasks, none costing more than
+        ``1 / target`` of the whole (load balance; a lost chunk costs little).
     min_models : int, default=8
         A task is not split below this many runs; tasks of one shape smaller than this are merged
         while there are more than enough tasks.
@@ -154,16 +155,17 @@ def rechunk(tasks, n_workers, *, per_worker=3, min_models=8, max_models=512):
     """
     tasks = [t for t in tasks if len(t)]
     target = per_worker * max(1, n_workers)
-    # Too coarse: halve the costliest task until there are enough (problems are never split).
-    while len(tasks) < target:
+    share = sum(_cost(t) for t in tasks) / target  # a fair task's cost
+    # Too coarse: halve the costliest task while there are too few tasks or it holds more than a fair
+    # share of the work (problems are never split, no task drops below min_models runs).
+    while tasks:
         tasks.sort(key=lambda t: -_cost(t))
-        for i, task in enumerate(tasks):
-            halves = _split(task) if len(task) >= 2 * min_models else None
-            if halves is not None:
-                tasks[i:i + 1] = list(halves)
-                break
-        else:
+        if len(tasks) >= target and _cost(tasks[0]) <= share:
             break
+        halves = _split(tasks[0]) if len(tasks[0]) >= 2 * min_models else None
+        if halves is None:
+            break
+        tasks[0:1] = list(halves)
     # Too fine: merge small tasks of one shape while more than enough tasks remain.
     if len(tasks) > target:
         by_shape = {}
