@@ -218,7 +218,9 @@ def _cmd_list(args):
     for c in configs:
         n_runs = len({r.key for r in expand(c)})
         fig = "" if c.figure is None else str(c.figure)
-        print(f"{c.name:<10} {fig:>3}  {c.x:<13} {len(c.values):>6} {n_runs:>5}  {c.title}")
+        swept = c.x if c.y is None else f"{c.x} x {c.y}"  # a 2-D sweep: values counts grid points
+        points = len(c.values) * max(len(c.y_values), 1)
+        print(f"{c.name:<10} {fig:>3}  {swept:<13} {points:>6} {n_runs:>5}  {c.title}")
     return 0
 
 
