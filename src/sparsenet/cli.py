@@ -162,7 +162,7 @@ def _cmd_reproduce(args):
     from sparsenet.experiments.config import shipped_configs
 
     start = time.perf_counter()
-    configs = _load(shipped_configs(), args.scale)
+    configs = _load(shipped_configs(reproduce_only=True), args.scale)
     result = _sweep(configs, args)
     if result.interrupted:
         return 130

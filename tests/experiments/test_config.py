@@ -179,3 +179,14 @@ def test_sweeping_p_gt_drops_thresh_gt(tmp_path):
     text = TINY.replace('x = "thresh_train"', 'x = "p_gt"').replace("values = [0.05, 0.1]", "values = [0.5, 0.75]")
     runs = expand(load_config(write(tmp_path, text)))
     assert all("thresh_gt" not in r.params_dict and r.params_dict["p_gt"] == r.x for r in runs)
+
+
+def test_reproduce_leaves_out_cluster_sized_experiments():
+    from sparsenet.experiments.config import load_config, shipped_configs
+
+    every = {p.stem for p in shipped_configs()}
+    default = {p.stem for p in shipped_configs(reproduce_only=True)}
+    assert {"phase_transition", "phase_transition_nd"} <= every - default
+    assert {f"fig{i:02d}" for i in range(3, 16)} <= default
+    for path in shipped_configs():
+        assert load_config(path).reproduce == (path.stem in default)

@@ -194,6 +194,7 @@ _EXPERIMENT_KEYS = {
     "description": Param("str"),
     "xscale": Param("choice", choices=("linear", "log")),
     "yscale": Param("choice", choices=("linear", "log")),
+    "reproduce": Param("bool"),  # false: shipped, but left out of `sparsenet reproduce` (cluster-sized)
 }
 _CLAIM_KEYS = {
     "kind": Param("choice", choices=("argmin", "trend", "compare")),
@@ -275,6 +276,7 @@ class ExperimentConfig:
     y: str | None = None  # 2-D sweep: second swept key, its values, and the success threshold
     y_values: tuple = ()
     success_threshold: float = 1e-2
+    reproduce: bool = True
     source: str = field(default="", repr=False, compare=False)  # the TOML text, stored with the results
 
     @property
@@ -531,6 +533,7 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         y=y,
         y_values=y_values,
         success_threshold=checked.get("success_threshold", 1e-2),
+        reproduce=checked.get("reproduce", True),
         source=source,
     )
     # Resolve every run once so that cross-key problems (k > d, ...) surface at load time.
@@ -581,9 +584,19 @@ def load_config(path, *, scale="paper"):
     return parse_config(data, path, scale=scale, source=text)
 
 
-def shipped_configs():
-    """Paths of the experiment definitions shipped with the package, sorted by name."""
-    return sorted(CONFIG_DIR.glob("*.toml"))
+def shipped_configs(*, reproduce_only=False):
+    """Paths of the experiment definitions shipped with the package, sorted by name.
+
+    Parameters
+    ----------
+    reproduce_only : bool, default=False
+        Leave out the experiments marked ``reproduce = false`` (cluster-sized sweeps such as the
+        phase transitions, run on their own with ``sparsenet run``).
+    """
+    paths = sorted(CONFIG_DIR.glob("*.toml"))
+    if reproduce_only:
+        paths = [p for p in paths if tomllib.loads(p.read_text()).get("experiment", {}).get("reproduce", True)]
+    return paths
 
 
 # --------------------------------------------------------------------------------------------------
