@@ -91,7 +91,7 @@ def test_run_then_report(tiny_path, tmp_path, capsys):
 
 
 def test_reproduce_runs_shipped_configs_and_writes_report(tiny_path, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(config_module, "shipped_configs", lambda: [tiny_path])
+    monkeypatch.setattr(config_module, "shipped_configs", lambda **kw: [tiny_path])
     out = tmp_path / "out"
     assert cli.main(["reproduce", "--scale", "quick", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
     assert "2 runs computed" in capsys.readouterr().out  # quick: 1 trial x 2 values
