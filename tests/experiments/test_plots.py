@@ -80,7 +80,7 @@ def test_infinite_and_failed_runs_are_excluded_and_counted():
     fig = plot_experiment(config(), recs)
     ax = fig.get_axes()[0]
     label = ax.get_legend_handles_labels()[1][0]
-    assert "1 failed" in label and "1 infinite" in label
+    assert "1 of 8 runs failed" in label and "1 of 8 runs infinite" in label
     ydata = np.concatenate([line.get_ydata() for line in ax.get_lines()])
     assert np.all(np.isfinite(ydata))
     tensor = ax.get_lines()[0].get_ydata()
@@ -125,4 +125,68 @@ def test_categorical_sweep_keeps_config_order():
     ax = fig.get_axes()[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == acts
     assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
+    plt.close(fig)
+
+
+def test_failed_history_run_is_counted_once_not_per_epoch():
+    cfg = config(metrics=("train_loss",), figure=3, x="epoch", values=())
+    recs = [rec("tensor", None, {}, seed=s, protocol=p,
+                history={"train_loss": [1.0 / (e + 1) for e in range(10)]})
+            for p in ("blind", "report") for s in range(2)]
+    recs.append(rec("tensor", None, {}, seed=9, protocol="report", status="failed"))
+    fig = plot_experiment(cfg, recs)
+    blind, report = fig.get_axes()
+    assert blind.get_legend_handles_labels()[1] == ["tensor"]
+    label = report.get_legend_handles_labels()[1][0]
+    assert "1 of 3 runs failed" in label and "10" not in label and "9 failed" not in label
+    plt.close(fig)
+
+
+def test_sweep_failures_are_distinct_runs_over_all_x():
+    recs = [rec("random", x, {"recovery_error": INF}, seed=s, protocol="blind")
+            for x in (0.0, 0.1, 0.2) for s in range(2)]
+    recs[0] = rec("random", 0.0, {"recovery_error": 0.3}, seed=0)
+    cfg = config()
+    cfg["experiment"]["protocols"] = ["blind"]
+    fig = plot_experiment(cfg, recs)
+    label = fig.get_axes()[0].get_legend_handles_labels()[1][0]
+    assert "5 of 6 runs infinite (sign failure)" in label
+    plt.close(fig)
+
+
+def test_rate_metric_stays_linear_under_log_yscale():
+    cfg = config(metrics=("exact_support", "recovery_error"))
+    cfg["experiment"]["yscale"] = "log"
+    recs = [rec(m, x, {"exact_support": float(s), "recovery_error": 0.1 + x}, seed=s, protocol=p)
+            for m in ("tensor", "random") for x in (0.0, 0.1, 0.2) for s in range(2)
+            for p in ("blind", "report")]
+    fig = plot_experiment(cfg, recs)
+    axes = fig.get_axes()
+    assert axes[0].get_yscale() == "linear" and axes[2].get_yscale() == "log"
+    plt.close(fig)
+
+
+def test_init_not_applicable_is_written_on_the_panel():
+    acts = ["relu2", "tanh"]
+    cfg = config(x="activation", values=acts)
+    cfg["experiment"]["protocols"] = ["blind"]
+    recs = [rec("tensor", "relu2", {"recovery_error": 0.1}, seed=s) for s in range(2)]
+    for s in range(2):
+        r = rec("tensor", "tanh", {}, seed=10 + s, status="failed")
+        r["error"] = ("Activation 'tanh' has no usable Hermite moment for j3 (order >= 3): m_2..m_4 = "
+                      "[0 0 0] at σ = 1")
+        recs.append(r)
+    fig = plot_experiment(cfg, recs)
+    ax = fig.get_axes()[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert any("init not applicable" in t and "order >= 3" in t for t in texts), texts
+    assert "2 of 4 runs failed" in ax.get_legend_handles_labels()[1][0]
+    plt.close(fig)
+
+
+def test_single_protocol_metrics_are_laid_out_two_per_row():
+    cfg = config(metrics=("recovery_error", "pct_true_negative", "recovery_error"))
+    cfg["experiment"]["protocols"] = ["blind"]
+    fig = plot_experiment(cfg, [r for r in records() if r["protocol"] == "blind"])
+    assert len(fig.get_axes()) == 3  # a 2 x 2 grid, the unused cell removed
     plt.close(fig)

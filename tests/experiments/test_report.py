@@ -7,7 +7,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sparsenet.experiments.report import Verdict, aggregate, evaluate_claim, write_report
+from sparsenet.experiments.report import (
+    Verdict,
+    aggregate,
+    evaluate_claim,
+    init_not_applicable,
+    methods_conclusions,
+    methods_summary,
+    run_counts,
+    write_report,
+)
 
 INF = float("inf")
 
@@ -229,3 +238,132 @@ def test_expected_claim_is_not_called_a_disagreement_with_the_report(tmp_path):
     text = md.read_text()
     assert "does not hold" in text and "disagrees with the report" not in text
     assert "expected behaviour" in text
+
+
+# --------------------------------------------------------------------------- distinct failure counts
+def test_run_counts_count_each_failed_history_run_once():
+    curves = [[4.0, 2.0, 1.0], [6.0, INF, 3.0]]
+    records = [rec("A", None, None, seed=i, history={"train_loss": c}) for i, c in enumerate(curves)]
+    records.append(rec("A", None, None, seed=7, status="failed"))
+    c = run_counts(records, "train_loss")[("blind", "A")]
+    assert (c.runs, c.failed, c.nonfinite) == (3, 1, 1)
+    assert c.text("train_loss") == "1 of 3 runs failed, 1 of 3 runs infinite"
+
+
+def test_history_table_names_the_failed_run_once(tmp_path):
+    cfg = {"experiment": {"name": "fig03", "figure": 3, "title": "loss", "x": "epoch",
+                          "metrics": ["train_loss"], "protocols": ["blind"], "trials": 2},
+           "methods": [{"label": "A"}]}
+    records = [rec("A", None, None, seed=i, history={"train_loss": [3.0, 2.0, 1.0]}) for i in range(2)]
+    records.append(rec("A", None, None, seed=7, status="failed"))
+    text = write_report(tmp_path, [(cfg, records)], date="2024-01-02", version="0", jobs=1)[0].read_text()
+    assert "| A (1 of 3 runs failed) |" in text
+    assert "excl." not in text
+
+
+def test_all_failed_verdict_counts_distinct_runs():
+    records = [rec("A", None, None, seed=i, status="failed") for i in range(2)]
+    records.append(rec("B", None, None, seed=0, history={"train_loss": [1.0, 0.5]}))
+    claim = {"kind": "compare", "metric": "train_loss", "better": "A", "worse": "B", "at_epochs": [1]}
+    v = evaluate_claim(claim, records, "blind")
+    assert v.holds is None and "2 of 2 runs failed" in v.summary
+
+
+# --------------------------------------------------------------------------- issue 8 sections
+METHODS = ["Tensor init + IHT", "Random init + IHT", "ORACLE support refit"]
+
+
+def _methods_config(name="methods"):
+    return {"experiment": {"name": name, "title": "Methods", "x": "p_gt", "values": [0.25, 0.75],
+                           "metrics": ["recovery_error", "exact_support", "test_mse"],
+                           "protocols": ["blind"], "trials": 2},
+            "methods": [{"label": m} for m in METHODS]}
+
+
+def _methods_records():
+    # (recovery_error, exact_support, test_mse) per method and x; the oracle is the best everywhere
+    values = {"Tensor init + IHT": {0.25: (0.01, 1.0, 0.001), 0.75: (0.02, 1.0, 0.004)},
+              "Random init + IHT": {0.25: (INF, 0.0, 5.0), 0.75: (0.5, 0.0, 0.002)},
+              "ORACLE support refit": {0.25: (0.001, 1.0, 1e-5), 0.75: (0.002, 1.0, 1e-5)}}
+    out = []
+    for m, by_x in values.items():
+        for x, (err, exact, mse) in by_x.items():
+            for s in range(2):
+                r = rec(m, x, None, seed=s)
+                r["metrics"] = {"recovery_error": err, "exact_support": exact, "test_mse": mse}
+                out.append(r)
+    return out
+
+
+def test_methods_summary_bolds_the_best_non_oracle_cell():
+    records = _methods_records()
+    random_075 = [r for r in records if r["method"] == "Random init + IHT" and r["x"] == 0.75]
+    random_075[0]["metrics"]["recovery_error"] = INF
+    header, rows, *_ = methods_summary(_methods_config(), records, "blind")
+    assert header[:3] == ["method", "recovery error @ p_gt=0.25", "recovery error @ p_gt=0.75"]
+    by = {row[0].split(" (ORACLE")[0]: row for row in rows}
+    tensor, random, oracle = by["Tensor init + IHT"], by["Random init + IHT"], by["ORACLE support refit"]
+    assert tensor[1] == "**0.01**" and tensor[2] == "**0.02**"  # oracle lower, but never ranked
+    assert not any(c.startswith("**") for c in oracle[1:])
+    assert "ORACLE" in [r[0] for r in rows][2] and "lower bound" in [r[0] for r in rows][2]
+    assert random[1] == "∞ [2/2 sign failures]" and random[2] == "0.5 [1/2 ∞]"
+    assert tensor[3] == "**1.00**" and tensor[4] == "**1.00**" and random[3] == "0.00"
+    # test MSE at 0.75: random (0.002) beats tensor (0.004)
+    assert random[6] == "**0.002**" and tensor[6] == "0.004"
+    assert header[-1].startswith("wall time")
+
+
+def test_methods_conclusions_state_winner_ratio_and_sign_failures():
+    records = _methods_records()
+    text = methods_conclusions(_methods_config(), records, "blind")
+    assert "**Tensor init + IHT** at 2 of 2 p_gt values" in text
+    assert "Random init + IHT in 2 of 4 runs" in text
+    assert "oracle" in text.lower()
+
+
+def test_methods_section_in_written_report(tmp_path):
+    md, _ = write_report(tmp_path, [(_methods_config(), _methods_records())], date="2024-01-02",
+                         version="0", jobs=1)
+    text = md.read_text()
+    assert "### Methods summary (blind protocol)" in text
+    assert "**Conclusions (from the numbers above):**" in text
+    assert "| **0.01** |" in text
+
+
+def test_init_not_applicable_reason():
+    msg = ("Activation 'tanh' has no usable Hermite moment for j3 (order >= 3): m_2..m_4 = [0 0 0] "
+           "at σ = 1 (all of m_3, m_4 zero means W is not identifiable from moments)")
+    assert init_not_applicable(msg) == "every Hermite moment of order >= 3 it needs is zero"
+    assert init_not_applicable("Degenerate tensor decomposition: every ...") == \
+        "degenerate tensor decomposition"
+    assert init_not_applicable("training diverged (non-finite loss)") is None
+    assert init_not_applicable(None) is None
+
+
+def test_activations_section_says_not_applicable_in_words(tmp_path):
+    cfg = {"experiment": {"name": "activations", "title": "Activations", "x": "activation",
+                          "values": ["relu2", "tanh"], "metrics": ["init_recovery_error", "recovery_error"],
+                          "protocols": ["blind"], "trials": 2},
+           "methods": [{"label": "Tensor init + IHT"}]}
+    records = []
+    for s in range(2):
+        r = rec("Tensor init + IHT", "relu2", None, seed=s)
+        r["metrics"] = {"init_recovery_error": 0.2, "recovery_error": 0.03}
+        records.append(r)
+        f = rec("Tensor init + IHT", "tanh", None, seed=10 + s, status="failed")
+        f["error"] = "Activation 'tanh' has no usable Hermite moment for j3 (order >= 3): m_2..m_4 = [0 0 0]"
+        records.append(f)
+    md, _ = write_report(tmp_path, [(cfg, records)], date="2024-01-02", version="0", jobs=1)
+    text = md.read_text()
+    assert "Initialization error before and after training" in text
+    row = next(line for line in text.splitlines() if line.startswith("| tanh |"))
+    assert row.count("init not applicable: every Hermite moment of order >= 3 it needs is zero") == 2
+    assert "| relu2 | 0.2 | 0.03 |" in text
+
+
+def test_parallel_report_equals_serial(tmp_path):
+    a = write_report(tmp_path / "a", [(_config(), _records()), (_methods_config(), _methods_records())],
+                     date="2024-01-02", version="0", jobs=1)[0].read_text()
+    b = write_report(tmp_path / "b", [(_config(), _records()), (_methods_config(), _methods_records())],
+                     date="2024-01-02", version="0", jobs=2)[0].read_text()
+    assert a == b

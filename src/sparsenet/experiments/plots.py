@@ -21,13 +21,17 @@ matplotlib.use("Agg")  # no screen: figures are only written to files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from matplotlib import ticker as mticker  # noqa: E402
+
 from sparsenet.experiments.report import (  # noqa: E402
     _xsort,
     aggregate,
     config_field,
     experiment_methods,
     experiment_protocols,
+    init_not_applicable,
     is_history_metric,
+    run_counts,
 )
 
 __all__ = ["plot_experiment", "plot_phase_transition", "success_probability", "phase_transition_section",
@@ -99,15 +103,40 @@ def _metric_labels(metric: str) -> tuple[str, str]:
     return METRIC_LABELS.get(metric, (metric.replace("_", " "), metric.replace("_", " ")))
 
 
-def _excluded_note(stats) -> str:
-    failed = sum(s.n_failed for s in stats)
-    nonfinite = sum(s.n_nonfinite for s in stats)
-    parts = []
-    if failed:
-        parts.append(f"{failed} failed")
-    if nonfinite:
-        parts.append(f"{nonfinite} infinite (sign failure)")
-    return f" [excluded: {', '.join(parts)}]" if parts else ""
+#: metrics that are fractions or percentages: always a linear axis (a log axis would hide the zeros)
+_RATE_METRICS = frozenset({"exact_support", "sign_failure", "pct_true_negative", "pct_true_positive"})
+
+
+class _PlainLogFormatter(mticker.LogFormatter):
+    """Log-axis tick labels as plain numbers (``0.001``, ``2``): no mathtext to lay out."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:g}"
+
+
+def _excluded_note(counts, metric: str, stats=()) -> str:
+    """Legend suffix: distinct runs excluded, e.g. ``[excluded: 1 of 2 runs failed]``.
+
+    ``counts`` is the :class:`~sparsenet.experiments.report.RunCounts` of the curve (each run once,
+    however many x values or epochs it spans); when the exclusions differ between x values the
+    worst x is named, e.g. ``(all 2 at p_gt=0.1)``.
+    """
+    if counts is None or not counts.excluded:
+        return ""
+    text = counts.text(metric)
+    per_x = [(x, s) for x, s in stats if s.n_excluded]
+    if per_x and len(stats) > 1 and len({(s.n_excluded, s.n_runs) for _, s in stats}) > 1:
+        full = [x for x, s in per_x if s.n_ok == 0]
+        if full:
+            text += " — none kept at " + ", ".join(
+                f"{x:g}" if isinstance(x, float) else str(x) for x in full[:6])
+            text += "…" if len(full) > 6 else ""
+    return f" [excluded: {text}]"
+
+
+def _k(x):
+    return float(x) if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) \
+        else (None if x is None else str(x))
 
 
 def _use_log(values: list[float], metric: str) -> bool:
@@ -118,11 +147,29 @@ def _use_log(values: list[float], metric: str) -> bool:
     return span > _LOG_SPAN or (metric.endswith("loss") and span > 3.0)
 
 
+def _all_failed_reasons(records, protocol, label) -> dict:
+    """x -> short reason, for the x values where every run of (protocol, label) failed."""
+    by_x: dict = {}
+    for r in records:
+        if r.get("protocol") != protocol or r.get("method") != label or r.get("status") == "missing":
+            continue
+        by_x.setdefault(r.get("x"), []).append(r)
+    out = {}
+    for x, runs in by_x.items():
+        if runs and all(r.get("status", "ok") != "ok" for r in runs):
+            reasons = {init_not_applicable(r.get("error")) for r in runs}
+            reason = next(iter(reasons)) if len(reasons) == 1 else None
+            out[x] = f"init not applicable:\n{reason}" if reason else f"all {len(runs)} runs failed"
+    return out
+
+
 def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     history = is_history_metric(metric, config)
-    table = aggregate([r for r in records if r.get("protocol") == protocol], metric,
-                      history=history)
+    mine = [r for r in records if r.get("protocol") == protocol]
+    table = aggregate(mine, metric, history=history)
+    counts = run_counts(mine, metric, history=history)
     plotted = []
+    notes = []  # (x position, text, color) for points with no value (every run failed)
     categories = [str(x) for x in sorted({k[2] for k in table}, key=_xsort)
                   if not isinstance(x, float)]
     order = [str(v) for v in (config_field(config, "values", []) or [])]
@@ -141,7 +188,13 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
         mean = np.array([s.mean for _, s in rows], dtype=float)
         std = np.array([s.std for _, s in rows], dtype=float)
         ok = np.isfinite(mean)
-        note = _excluded_note([s for _, s in rows])
+        note = _excluded_note(counts.get((protocol, label)), metric, rows)
+        if not history:
+            reasons = _all_failed_reasons(mine, protocol, label)
+            for (x, s), pos in zip(rows, xs):
+                if s.n_ok == 0 and s.n_failed and x in {_k(v) for v in reasons}:
+                    text = next(t for v, t in reasons.items() if _k(v) == x)
+                    notes.append((pos, text, colors[label]))
         if history:
             # one curve per record; the band is ± one standard deviation over trials
             ax.plot(xs[ok], mean[ok], color=colors[label], lw=1.6, label=label + note)
@@ -154,9 +207,26 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
         plotted.extend((mean + std)[ok].tolist())
     if categories:
         ax.set_xticks(range(len(categories)), categories)
-    # the config's yscale = "log" forces a log axis; the default ("linear") lets the data decide
-    if config_field(config, "yscale") == "log" or _use_log(plotted, metric):
+    # the config's yscale = "log" forces a log axis on error/loss metrics (never on a rate, whose
+    # zeros a log axis would hide); the default ("linear") lets the data decide
+    if metric not in _RATE_METRICS and (config_field(config, "yscale") == "log"
+                                        or _use_log(plotted, metric)):
         ax.set_yscale("log", nonpositive="clip")
+        ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=True))
+        ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False,
+                                                        minor_thresholds=(1, 0.5)))
+    if metric == "exact_support" or metric == "sign_failure":
+        ax.set_ylim(-0.05, 1.05)
+    elif metric.startswith("pct_"):
+        ax.set_ylim(-2.5, 102.5)
+    # points where every run failed: say why in words at that x instead of a number
+    seen: dict = {}
+    for pos, text, color in notes:
+        i = seen.setdefault(pos, 0)
+        seen[pos] += 1
+        ax.annotate(text, xy=(pos, 0.03 + 0.30 * i), xycoords=("data", "axes fraction"),
+                    ha="center", va="bottom", fontsize=7, color=color,
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.9})
     if config_field(config, "xscale") == "log" and not history and not categories:
         ax.set_xscale("log")
     ylabel, title = _metric_labels(metric)
@@ -200,13 +270,22 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     methods = experiment_methods(config, records)
     cmap = plt.get_cmap("tab10")
     colors = {m: cmap(i % 10) for i, m in enumerate(methods)}
-    nrow, ncol = len(metrics), len(protocols)
+    if len(protocols) == 1 and len(metrics) > 1:
+        # one protocol: the metrics side by side, two per row (a single tall column is unreadable)
+        panels = [(metric, protocols[0]) for metric in metrics]
+        ncol = 2
+        nrow = (len(panels) + 1) // 2
+    else:  # metrics as rows, protocols as columns (blind | report)
+        panels = [(metric, protocol) for metric in metrics for protocol in protocols]
+        nrow, ncol = len(metrics), len(protocols)
     legend_h = 0.25 * len(methods) + 0.6
     fig, axes = plt.subplots(nrow, ncol, figsize=(6.2 * ncol, (4.2 + legend_h) * nrow),
                              squeeze=False, layout="constrained")
-    for i, metric in enumerate(metrics):
-        for j, protocol in enumerate(protocols):
-            _draw_panel(axes[i, j], config, records, metric, protocol, methods, colors)
+    flat = axes.ravel()
+    for ax, (metric, protocol) in zip(flat, panels):
+        _draw_panel(ax, config, records, metric, protocol, methods, colors)
+    for ax in flat[len(panels):]:
+        fig.delaxes(ax)
     figure = config_field(config, "figure")
     title = config_field(config, "title") or config_field(config, "name", "")
     head = f"Fig. {int(figure)}: {title}" if figure is not None else str(title)
@@ -363,5 +442,11 @@ def save_figure(fig, out_dir, stem: str) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     png, svg = out / f"{stem}.png", out / f"{stem}.svg"
     fig.savefig(png, dpi=120)
-    fig.savefig(svg)
+    # the layout computed for the PNG holds for the SVG: do not solve it again (it is the costly
+    # part of a draw), and keep text as text in the SVG (smaller, faster than glyph outlines)
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        fig.set_layout_engine("none")
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": stem}):
+        fig.savefig(svg)
     return png, svg
