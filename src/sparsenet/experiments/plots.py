@@ -195,6 +195,11 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
                 if s.n_ok == 0 and s.n_failed and x in {_k(v) for v in reasons}:
                     text = next(t for v, t in reasons.items() if _k(v) == x)
                     notes.append((pos, text, colors[label]))
+                elif s.n_ok == 0 and s.n_nonfinite and not s.n_failed and categories:
+                    # a categorical point with no value: say why at that x (numeric sweeps name
+                    # these x values in the legend instead, to keep the panel readable)
+                    what = "sign failure" if "recovery_error" in metric else "non-finite"
+                    notes.append((pos, f"all {s.n_nonfinite} runs ∞\n({what})", colors[label]))
         if history:
             # one curve per record; the band is ± one standard deviation over trials
             ax.plot(xs[ok], mean[ok], color=colors[label], lw=1.6, label=label + note)
@@ -224,7 +229,9 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     for pos, text, color in notes:
         i = seen.setdefault(pos, 0)
         seen[pos] += 1
-        ax.annotate(text, xy=(pos, 0.03 + 0.30 * i), xycoords=("data", "axes fraction"),
+        if i > 2:
+            continue
+        ax.annotate(text, xy=(pos, 0.03 + 0.16 * i), xycoords=("data", "axes fraction"),
                     ha="center", va="bottom", fontsize=7, color=color,
                     bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.9})
     if config_field(config, "xscale") == "log" and not history and not categories:
