@@ -231,8 +231,8 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
         seen[pos] += 1
         if i > 2:
             continue
-        ax.annotate(text, xy=(pos, 0.03 + 0.16 * i), xycoords=("data", "axes fraction"),
-                    ha="center", va="bottom", fontsize=7, color=color,
+        ax.annotate(text, xy=(pos, 0.97 - 0.16 * i), xycoords=("data", "axes fraction"),
+                    ha="center", va="top", fontsize=7, color=color,
                     bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.9})
     if config_field(config, "xscale") == "log" and not history and not categories:
         ax.set_xscale("log")
