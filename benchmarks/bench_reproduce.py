@@ -16,7 +16,7 @@ from _common import case  # noqa: E402
 TARGET = 60.0
 
 
-def run(timeout=1800):
+def run(timeout=900):
     name = "sparsenet reproduce --scale paper, wall seconds"
     if importlib.util.find_spec("sparsenet.cli") is None:
         msg = "sparsenet.cli is not there yet; reproduction benchmark skipped"

@@ -8,6 +8,13 @@ after the last epoch when ``sparsify_last`` so that the returned W is exactly sp
 Every model carries a leading batch axis: ``train_iht_batched`` trains B independent models (own
 seed, sparsifier, learning rate, pre-training length, data set) with one batched forward and one
 batched backward matrix product per step; ``train_iht`` is the B = 1 case.
+
+Performance notes.  Minibatch steps run in preallocated buffers (``_MinibatchWorkspace``): one
+gather of the B minibatches from [X | y], the forward product, a fused activation kernel that
+yields φ and φ' from one pass (``_FUSED``), the backward product and the in-place update.
+Full-data passes (full-batch steps, per-epoch losses) stream X in row chunks sized for the cache
+(``_default_chunk``), with one forward product X_c·W and one backward product X_cᵀ·G per chunk
+for all models stacked into one d × (B·k) matrix, and no n-sized temporaries.
 """
 
 import contextlib
@@ -24,9 +31,8 @@ __all__ = ["IHTResult", "train_iht", "train_iht_batched", "loss_and_grad", "full
 _DIVERGED = 1e30  # a loss above this counts as divergence (the next steps overflow anyway)
 _CHUNK_X_BYTES = 32 << 20  # full-data passes: bytes of one chunk of X
 _CHUNK_TMP_BYTES = 4 << 20  # full-data passes: bytes of the chunk-sized temporaries
-_JOINT_BYTES = 256 << 20
-_ONE_BLAS_THREAD = True  # minibatch epochs run with one BLAS thread (see _one_blas_thread)
-  # minibatch path: copy X into [X | y] (one gather per step) below this size
+_JOINT_BYTES = 256 << 20  # minibatch path: copy X into [X | y] (one gather per step) below this size
+_ONE_BLAS_THREAD = True  # minibatch training runs with one BLAS thread (see _one_blas_thread)
 
 
 @dataclass
