@@ -281,7 +281,7 @@ def _minibatch_epoch(Xy, flat_order, W, v, c, vc, fused, batch_size, mask, prox,
     WT = W.transpose(0, 2, 1)  # views: W and v are updated in place
     vrow = v[:, None, :]
     csv = None
-    take, matmul, multiply, subtract = np.take, np.matmul, np.multiply, np.subtract
+    matmul, multiply, subtract = np.matmul, np.multiply, np.subtract
     for s0 in range(0, n, batch_size):
         idx = flat_order[:, s0:s0 + batch_size]
         m = idx.shape[1]
@@ -290,12 +290,13 @@ def _minibatch_epoch(Xy, flat_order, W, v, c, vc, fused, batch_size, mask, prox,
             ws = spaces[m] = _MinibatchWorkspace(Xy, B, m, k, d)
             cm = c * (batch_size / m)  # c was computed for full batches
             csv = None
-        # mode="clip": the indices are valid, and mode="raise" would buffer ``out`` (a copy per step)
+        # mode="clip": the indices are valid, and mode="raise" would buffer ``out`` (a copy per
+        # step); the ndarray method skips the np.take wrapper (~1 µs a step)
         if joint:
-            take(Xy, idx, axis=0, out=ws.Xyb, mode="clip")
+            Xy.take(idx, axis=0, out=ws.Xyb, mode="clip")
         else:
-            take(Xy[0], idx, axis=0, out=ws.Xb, mode="clip")
-            take(Xy[1], idx, out=ws.yb, mode="clip")
+            Xy[0].take(idx, axis=0, out=ws.Xb, mode="clip")
+            Xy[1].take(idx, out=ws.yb, mode="clip")
         ZT, AT, pred = ws.ZT, ws.AT, ws.pred
         matmul(WT, ws.XbT, out=ZT)  # (XW)ᵀ
         s = fused(ZT, AT)
