@@ -404,6 +404,7 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
         A non-finite loss raises ValueError, or marks the model diverged and freezes it (W, v NaN).
     chunk_size : int or None, default=None
         Rows per chunk of the full-data passes (memory bound for large n).
+
     Returns
     -------
     result : IHTResult
