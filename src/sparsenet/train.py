@@ -519,6 +519,7 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
             Xy = np.concatenate([X, y[..., None]], axis=-1).reshape(P * n, d + 1)
         else:
             Xy = (X.reshape(P * n, d), y.reshape(P * n))
+        order = np.empty((B, n), dtype=np.intp)  # minibatch rows of every model, reused each epoch
     with _one_blas_thread(_ONE_BLAS_THREAD and not full and epochs > 0):
         record(0)
         for e in range(epochs):
@@ -537,7 +538,8 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
                         if prox is not None:
                             W[sel] = prox(W[sel], step[sel])
                 else:
-                    order = np.stack([rng.permutation(n) for rng in rngs])  # (B, n)
+                    for b, rng in enumerate(rngs):  # each model's own shuffling stream
+                        order[b] = rng.permutation(n)
                     if P > 1:
                         order += (data_index * n)[:, None]  # rows of the stacked (P·n, d+1) array
                     c = step * (2.0 / batch_size)
