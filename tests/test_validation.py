@@ -43,3 +43,12 @@ def test_check_data_messages():
         check_data(np.ones((3, 2)), min_samples=5)
     with pytest.raises(ValueError, match=r"NaN or infinity \(first at index \(1, 0\)\)"):
         check_data(np.array([[1.0, 2.0], [np.inf, 1.0]]))
+
+
+def test_huge_finite_values_are_accepted():
+    # their sum overflows to inf, which must not be mistaken for a non-finite entry
+    X = np.full((4, 3), 1e308)
+    assert check_data(X)[0] is not None
+    with pytest.raises(ValueError, match=r"first at index \(2, 1\)"):
+        X[2, 1] = np.nan
+        check_data(X)

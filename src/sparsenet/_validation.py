@@ -99,6 +99,11 @@ def check_scalar(value, name, *, kind="float", low=None, high=None, closed="both
 
 
 def _finite(a, name):
+    # A finite sum proves every entry finite without an n×d boolean temporary (large X); only a
+    # non-finite sum (a bad entry, or an overflow of huge values) pays for the elementwise search.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if a.dtype.kind != "f" or np.isfinite(np.sum(a)):
+            return
     if not np.all(np.isfinite(a)):
         bad = np.argwhere(~np.isfinite(a))[0]
         raise ValueError(
