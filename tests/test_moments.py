@@ -165,3 +165,23 @@ def test_chunking_bounds_memory_and_matches():
     for chunk in (1, 333, 5003):
         np.testing.assert_allclose(hermite_contract(X, y, [V, V, V, V], chunk_size=chunk), full,
                                    rtol=1e-12, atol=1e-12)
+
+
+def test_symmetric_blas_paths_match_einsum():
+    # d >= 64: P2-type products go through syrk (triangle over chunks); three equal modes through
+    # the pairs a <= b gemm. Both must equal the plain row-wise products.
+    rng = np.random.default_rng(3)
+    n, d = 700, 70
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    alpha = rng.standard_normal(d)
+    ref2 = np.einsum("n,na,nb->ab", y, X, X) / n - y.mean() * np.eye(d)
+    np.testing.assert_allclose(hermite_contract(X, y, [None, None], chunk_size=128), ref2, atol=1e-12)
+    full = hermite_contract(X, y, [None, None, alpha])
+    V = np.linalg.qr(rng.standard_normal((d, 4)))[0]
+    np.testing.assert_allclose(V.T @ full @ V, hermite_contract(X, y, [V, V, alpha]), atol=1e-12)
+    Z = X @ V
+    ref_z = np.einsum("n,na,nb,nc->abc", y, Z, Z, Z) / n
+    ref_z -= sum(np.einsum("a,bc->abc", Z.T @ y / n, V.T @ V).transpose(p) for p in [(0, 1, 2), (1, 0, 2), (1, 2, 0)])
+    np.testing.assert_allclose(hermite_contract(X, y, [V, V, V]), ref_z, atol=1e-12)
+    np.testing.assert_allclose(hermite_contract(X, y, [V, V, V], projections=[Z, None, None]), ref_z, atol=1e-12)

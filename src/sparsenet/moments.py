@@ -13,12 +13,15 @@ from the projections X A_m.
 from itertools import permutations
 
 import numpy as np
+from scipy.linalg import blas
 
 __all__ = ["hermite_contract", "partial_matchings", "control_variate_targets", "symmetrize"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # Largest number of float64 entries held by one chunk's row-wise products (about 32 MB).
 _MAX_CHUNK_ENTRIES = 4_000_000
+# Narrower symmetric products stay with one gemm (syrk's triangle bookkeeping costs more there).
+_SYRK_MIN_WIDTH = 64
 
 
 def partial_matchings(j):
@@ -49,18 +52,63 @@ def partial_matchings(j):
     return rec(tuple(range(j)))
 
 
+def _fold_vectors(w, Zs):
+    """Fold width-1 projections (vector modes) into the weights; returns (w, wider projections)."""
+    for Z in Zs:
+        if Z.shape[1] == 1:
+            w = w * Z[:, 0]
+    return w, [Z for Z in Zs if Z.shape[1] != 1]
+
+
+def _syrk_accumulate(w, Z, C):
+    """C += Σ_n w_n z_n z_nᵀ in C's upper triangle through BLAS syrk (half the flops of a gemm).
+
+    Each row enters once: the weights are split by sign, the rows scaled by sqrt(|w_n|), and the
+    positive and negative parts accumulated with alpha = +1 and −1. C is Fortran-ordered (d, d);
+    only its upper triangle is meaningful (see :func:`_fill_symmetric`).
+    """
+    syrk = blas.dsyrk if C.dtype == np.float64 else blas.ssyrk
+    for sign, rows in ((1.0, np.flatnonzero(w > 0)), (-1.0, np.flatnonzero(w < 0))):
+        if rows.size == 0:
+            continue
+        Zs = Z[rows]
+        Zs *= np.sqrt(np.abs(w[rows]))[:, None]
+        # Zsᵀ is a Fortran-ordered (d, m) view: syrk forms Zsᵀ Zs without a copy.
+        out = syrk(sign, Zs.T, beta=1.0, c=C, trans=0, lower=0, overwrite_c=1)
+        if out is not C:  # pragma: no cover - f2py copies only a non-Fortran C
+            C[...] = out
+    return C
+
+
+def _fill_symmetric(C):
+    """Symmetric matrix from the upper triangle of C."""
+    upper = np.triu(C)
+    return upper + np.triu(upper, 1).T
+
+
 def _weighted_products(w, Zs):
     """Σ_n w_n ⊗_m Z_m[n, :] for a list of (n, r_m) arrays (row-wise outer products)."""
     shape = tuple(Z.shape[1] for Z in Zs)
     # Width-1 projections (vector modes) are folded into the weights first.
-    for Z in Zs:
-        if Z.shape[1] == 1:
-            w = w * Z[:, 0]
-    Zs = [Z for Z in Zs if Z.shape[1] != 1]
+    w, Zs = _fold_vectors(w, Zs)
     if not Zs:
         return np.full(shape, w.sum())
     if len(Zs) == 1:
         return (w @ Zs[0]).reshape(shape)
+    if len(Zs) == 2 and Zs[0] is Zs[1] and Zs[0].shape[1] >= _SYRK_MIN_WIDTH:
+        C = _syrk_accumulate(w, Zs[0], np.zeros((shape[0], shape[0]), order="F"))
+        return _fill_symmetric(C).reshape(shape)
+    if len(Zs) == 3 and Zs[0] is Zs[1] is Zs[2]:
+        # Fully symmetric: only the pairs a <= b of the first two modes, one gemm (half the flops).
+        Z = Zs[0]
+        r = Z.shape[1]
+        ia, ib = np.triu_indices(r)
+        G = (Z * w[:, None])[:, ia] * Z[:, ib]
+        half = G.T @ Z
+        out = np.empty((r, r, r))
+        out[ia, ib] = half
+        out[ib, ia] = half
+        return out.reshape(shape)
     G = Zs[0] * w[:, None]
     for Z in Zs[1:-1]:
         # Row-wise Khatri–Rao product: (n, r_1···r_m) ⊙ (n, r_{m+1}).
@@ -68,7 +116,7 @@ def _weighted_products(w, Zs):
     return (G.T @ Zs[-1]).reshape(shape)
 
 
-def hermite_contract(X, y, mats, *, chunk_size=None):
+def hermite_contract(X, y, mats, *, chunk_size=None, projections=None):
     """Contract the empirical Hermite moment M̂_j with one matrix (or vector) per mode.
 
     Parameters
@@ -83,6 +131,9 @@ def hermite_contract(X, y, mats, *, chunk_size=None):
     chunk_size : int or None, default=None
         Number of rows of X processed at a time; None picks a size that keeps the temporary
         row-wise products below about 32 MB. The result does not depend on it beyond rounding.
+    projections : sequence of length j of (ndarray of shape (n_samples, r_m) or None) or None
+        Precomputed X A_m for some modes (the caller's cache of X V, say), so that no pass over X
+        is spent recomputing them; None entries (or None) are computed here.
 
     Returns
     -------
@@ -99,6 +150,9 @@ def hermite_contract(X, y, mats, *, chunk_size=None):
         \\bigotimes_{(p,q)\\in P} A_p^\\top A_q,
 
     each term assembled with one ``einsum`` whose output subscript lists the modes in order.
+    Symmetric data parts go through BLAS: two identical matrix modes (P̂2 = M̂2(I, I, …)) by
+    ``syrk`` on sqrt(|y|)-scaled rows split by the sign of y (each row enters once: n·d²/2
+    multiply-adds, half a gemm), three identical modes by one gemm over the pairs a <= b.
     The data part costs O(n·d·Σ r_m) for the projections Z_m = X A_m plus O(n·Π r_m) for the
     products over the unpaired modes; memory is O(chunk_size·(d + Π r_m)). The result matches
     the explicit d^j tensor contraction to rounding (tests/test_moments.py).
@@ -136,21 +190,46 @@ def hermite_contract(X, y, mats, *, chunk_size=None):
         chunk_size = max(256, _MAX_CHUNK_ENTRIES // max(widest, d))
     chunk_size = int(chunk_size)
 
-    data = {U: np.zeros(tuple(sizes[m] for m in U)) for U in subsets}
+    # Products over exactly two matrix modes with the same projection (e.g. P2 = M2(I, I, α, …))
+    # are symmetric: accumulated in one triangle by syrk over all chunks, filled at the end.
+    def wide(U):
+        return [m for m in U if not is_vec[m]]
+
+    tri = {}
+    for U in subsets:
+        W = wide(U)
+        if len(W) == 2 and keys[W[0]] == keys[W[1]] and (keys[W[0]] is not None or As[W[0]] is None) \
+                and sizes[W[0]] >= _SYRK_MIN_WIDTH:
+            tri[U] = np.zeros((sizes[W[0]],) * 2, order="F")
+    if projections is not None and len(projections) != j:
+        raise ValueError(f"projections must have one entry per mode ({j}); got {len(projections)}.")
+
+    data = {U: np.zeros(tuple(sizes[m] for m in U)) for U in subsets if U not in tri}
     for start in range(0, n, chunk_size):
         Xc = X[start:start + chunk_size]
         yc = y[start:start + chunk_size]
         proj = {}
         Z = []
-        for A, key in zip(As, keys):
+        for m, (A, key) in enumerate(zip(As, keys)):
             if key is None:
                 Z.append(Xc)
             else:
                 if key not in proj:
-                    proj[key] = Xc @ A
+                    given = None if projections is None else projections[m]
+                    if given is not None:
+                        given = np.asarray(given, dtype=float)
+                        proj[key] = (given[:, None] if given.ndim == 1 else given)[start:start + chunk_size]
+                    else:
+                        proj[key] = Xc @ A
                 Z.append(proj[key])
         for U in subsets:
-            data[U] += _weighted_products(yc, [Z[m] for m in U])
+            if U in tri:
+                w, Zw = _fold_vectors(yc, [Z[m] for m in U])
+                _syrk_accumulate(w, Zw[0], tri[U])
+            else:
+                data[U] += _weighted_products(yc, [Z[m] for m in U])
+    for U, C in tri.items():
+        data[U] = _fill_symmetric(C).reshape(tuple(sizes[m] for m in U))
     for U in subsets:
         data[U] /= n
 
