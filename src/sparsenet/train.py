@@ -320,6 +320,111 @@ def _minibatch_epoch(Xy, flat_order, W, v, c, vc, fused, batch_size, mask, prox,
             W[...] = prox(W, step)
 
 
+class _GroupedWorkspace:
+    """Per-step buffers of the grouped minibatch step: U groups of G models sharing one order.
+
+    Hidden-unit arrays are (U, m, k·G) with the unit axis k outside the model axis G, so that the
+    prediction (a sum over k) and the per-model broadcasts run over contiguous rows of length G.
+    """
+
+    def __init__(self, Xy, U, G, m, k, d):
+        joint = not isinstance(Xy, tuple)
+        dtype = Xy.dtype if joint else Xy[0].dtype
+        if joint:
+            self.Xyb = np.empty((U, m, d + 1), dtype=dtype)  # one gathered minibatch per group
+            self.Xb = self.Xyb[:, :, :d]
+            self.yb = self.Xyb[:, :, d:]
+        else:
+            self.Xyb = None
+            self.Xb = np.empty((U, m, d), dtype=dtype)
+            self.yb = np.empty((U, m, 1), dtype=dtype)
+        self.XbT = self.Xb.transpose(0, 2, 1)
+        self.Z = np.empty((U, m, k * G), dtype=dtype)
+        self.A = np.empty((U, m, k * G), dtype=dtype)
+        self.T = np.empty((U, m, k, G), dtype=dtype)
+        self.Z4 = self.Z.reshape(U, m, k, G)
+        self.A4 = self.A.reshape(U, m, k, G)
+        self.pred = np.empty((U, m, G), dtype=dtype)
+        self.r4 = self.pred[:, :, None, :]
+        self.gW = np.empty((U, d, k * G), dtype=dtype)
+        self.gv = np.empty((U, k, G), dtype=dtype)
+
+
+def _to_grouped(a, perm, U, G):
+    """(B, ..., k) per-model array -> (U, ..., k, G) grouped layout (models ``perm``, group-major)."""
+    a = a[perm]
+    a = a.reshape((U, G) + a.shape[1:])
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
+
+
+def _from_grouped(ag, out, perm):
+    """Inverse of :func:`_to_grouped`, written into ``out`` (B, ..., k) at rows ``perm``."""
+    a = np.moveaxis(ag, -1, 1)
+    out[perm] = a.reshape((-1,) + a.shape[2:])
+
+
+def _grouped_minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, maskg, perm, U, G, spaces,
+                             train_any_v):
+    """One epoch of minibatch SGD for U groups × G models, the models of a group sharing one order.
+
+    ``order`` (U, n) holds each group's rows; ``perm`` (U·G,) the models, group-major.  Per step:
+    ONE gather per group (a single take for all groups), one forward product
+    Xb (U, m, d) @ W (U, d, k·G), the fused activation, the predictions, and one backward product
+    Xbᵀ (U, d, m) @ G (U, m, k·G) -- instead of a gather and three tiny products per model.  The
+    weights stay in the grouped layout for the whole epoch (converted once on entry and on exit).
+    """
+    n = order.shape[1]
+    joint = not isinstance(Xy, tuple)
+    d = Xy.shape[1] - 1 if joint else Xy[0].shape[1]
+    k = W.shape[2]
+    Wg = _to_grouped(W, perm, U, G)  # (U, d, k, G)
+    Wf = Wg.reshape(U, d, k * G)
+    vg = _to_grouped(v[:, None, :], perm, U, G)  # (U, 1, k, G)
+    cg = c[perm, 0, 0].reshape(U, 1, 1, G)
+    vcg = vc[perm, 0].reshape(U, 1, G)
+    csv = None
+    m_prev = None
+    matmul, multiply, subtract, add_reduce = np.matmul, np.multiply, np.subtract, np.add.reduce
+    for s0 in range(0, n, batch_size):
+        idx = order[:, s0:s0 + batch_size]
+        m = idx.shape[1]
+        ws = spaces.get((U, G, m))
+        if ws is None:
+            ws = spaces[(U, G, m)] = _GroupedWorkspace(Xy, U, G, m, k, d)
+        if m != m_prev:
+            m_prev = m
+            cm = cg * (batch_size / m)  # c was computed for full batches
+            vcm = vcg * (batch_size / m)
+            csv = None
+        if joint:
+            Xy.take(idx, axis=0, out=ws.Xyb, mode="clip")
+        else:
+            Xy[0].take(idx, axis=0, out=ws.Xb, mode="clip")
+            Xy[1].take(idx, out=ws.yb[:, :, 0], mode="clip")
+        Z4, A4, T, pred = ws.Z4, ws.A4, ws.T, ws.pred
+        matmul(ws.Xb, Wf, out=ws.Z)  # XW of every model of every group
+        s = fused(ws.Z, ws.A)
+        multiply(A4, vg, out=T)
+        add_reduce(T, axis=2, out=pred)  # ŷ: sum over the k units
+        subtract(pred, ws.yb, out=pred)
+        if csv is None:
+            csv = (cm * s) * vg
+        multiply(Z4, csv, out=Z4)
+        multiply(Z4, ws.r4, out=Z4)  # G = (2η/m)·φ'(XW) ⊙ v ⊙ (ŷ − y)
+        matmul(ws.XbT, ws.Z, out=ws.gW)
+        subtract(Wf, ws.gW, out=Wf)
+        if train_any_v:
+            multiply(A4, ws.r4, out=T)
+            add_reduce(T, axis=1, out=ws.gv)  # φ(XW)ᵀ(ŷ − y), summed over the m samples
+            multiply(ws.gv, vcm, out=ws.gv)
+            subtract(vg[:, 0], ws.gv, out=vg[:, 0])
+            csv = (cm * s) * vg
+        if maskg is not None:
+            multiply(Wg, maskg, out=Wg)
+    _from_grouped(Wg, W, perm)
+    _from_grouped(vg, v[:, None, :], perm)
+
+
 def _one_blas_thread(enabled):
     """Limit BLAS to one thread (threadpoolctl, optional) while minibatch training runs.
 
@@ -358,7 +463,7 @@ def _losses(X, y, W, v, data_index, act, chunk_size):
 def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, learning_rate=1e-3,
                       pretrain_epochs=5, train_v=False, activation="relu2", data_index=None, X_test=None,
                       y_test=None, sparsify_last=True, mask=None, prox=None, dtype=np.float64,
-                      random_states=None, on_divergence="raise", chunk_size=None):
+                      random_states=None, on_divergence="raise", chunk_size=None, order_groups=None):
     """Train B one-hidden-layer networks by IHT as one stacked array computation.
 
     Parameters
@@ -404,6 +509,13 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
         A non-finite loss raises ValueError, or marks the model diverged and freezes it (W, v NaN).
     chunk_size : int or None, default=None
         Rows per chunk of the full-data passes (memory bound for large n).
+    order_groups : array-like of shape (n_models,) or None, default=None
+        Models with equal labels share one minibatch order (common random numbers, e.g. every
+        variant of one trial of a sweep): the shuffling stream of a group is the ``random_states``
+        entry of its first model, and the models of a group must share ``data_index``.  Each model
+        then gets exactly what training it alone with that seed gives, but a step gathers one
+        minibatch per group and runs one forward and one backward product per group for all its
+        models (models stored group-major, (d, k·G) per group).  None: every model has its own order.
 
     Returns
     -------
@@ -474,7 +586,20 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
     if len(random_states) != B:
         raise ValueError(f"The 'random_states' parameter must hold one seed per model ({B}). "
                          f"Got {len(random_states)} instead.")
-    rngs = [check_random_state(rs) for rs in random_states]
+    if order_groups is None:
+        group_of = np.arange(B)
+    else:
+        labels = np.asarray(order_groups)
+        if labels.shape != (B,):
+            raise ValueError(f"The 'order_groups' parameter must have shape ({B},) (one label per model). "
+                             f"Got shape {labels.shape} instead.")
+        _, first, group_of = np.unique(labels, return_index=True, return_inverse=True)
+        group_of = np.argsort(np.argsort(first))[group_of.ravel()]  # groups numbered by first appearance
+        if np.any(data_index != data_index[np.sort(first)][group_of]):
+            raise ValueError("Models sharing an order group must share 'data_index' (one data set per order).")
+    firsts = np.unique(group_of, return_index=True)[1]  # first model of each group
+    rngs = [check_random_state(random_states[b]) for b in firsts]
+    n_groups = len(firsts)
 
     hist_train = np.full((B, epochs + 1), np.nan)
     hist_test = np.full((B, epochs + 1), np.nan)
@@ -520,6 +645,20 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
         else:
             Xy = (X.reshape(P * n, d), y.reshape(P * n))
         order = np.empty((B, n), dtype=np.intp)  # minibatch rows of every model, reused each epoch
+        # Grouped path: the models of each group size G form U groups × G models, group-major.
+        sizes = np.bincount(group_of, minlength=n_groups)
+        grouped = order_groups is not None and prox is None and sizes.max(initial=0) > 1
+        if grouped:
+            gorder = np.empty((n_groups, n), dtype=np.intp)
+            members = [np.flatnonzero(group_of == g) for g in range(n_groups)]
+            buckets = []  # (group ids, models group-major, U, G)
+            for G in np.unique(sizes):
+                gids = np.flatnonzero(sizes == G)
+                perm = np.concatenate([members[g] for g in gids])
+                maskg = None if mask is None else _to_grouped(mask, perm, len(gids), int(G))
+                buckets.append((gids, perm, len(gids), int(G), maskg))
+            offsets = (data_index[firsts] * n)[:, None]
+            spaces = {}
     with _one_blas_thread(_ONE_BLAS_THREAD and not full and epochs > 0):
         record(0)
         for e in range(epochs):
@@ -538,13 +677,26 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
                         if prox is not None:
                             W[sel] = prox(W[sel], step[sel])
                 else:
-                    for b, rng in enumerate(rngs):  # each model's own shuffling stream
-                        order[b] = rng.permutation(n)
-                    if P > 1:
-                        order += (data_index * n)[:, None]  # rows of the stacked (P·n, d+1) array
                     c = step * (2.0 / batch_size)
                     vc = v_step * (2.0 / batch_size)
-                    _minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, mask, prox, step, train_any_v)
+                    if grouped:
+                        for g, rng in enumerate(rngs):  # one shuffling stream per group
+                            gorder[g] = rng.permutation(n)
+                        if P > 1:
+                            gorder += offsets  # rows of the stacked (P·n, d+1) array
+                        for gids, perm, U, G, maskg in buckets:
+                            _grouped_minibatch_epoch(Xy, gorder[gids], W, v, c, vc, fused, batch_size, maskg,
+                                                     perm, U, G, spaces, train_any_v)
+                    else:
+                        if order_groups is None:
+                            for b, rng in enumerate(rngs):  # each model's own shuffling stream
+                                order[b] = rng.permutation(n)
+                        else:
+                            gorder = np.stack([rng.permutation(n) for rng in rngs])
+                            order[...] = gorder[group_of]
+                        if P > 1:
+                            order += (data_index * n)[:, None]  # rows of the stacked (P·n, d+1) array
+                        _minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, mask, prox, step, train_any_v)
             record(e + 1)
     if sparsify_last and epochs > 0:
         sparsify(np.ones(B, dtype=bool))
