@@ -329,3 +329,24 @@ def test_warns_on_small_eigengap():
             tensor_init(p.X, p.y, 4, random_state=0)
         except ValueError:
             pass  # a degenerate decomposition may follow; the warning came first
+
+
+def test_gaussian_check_large_d_is_cheap_lower_bound():
+    # d > 100: per-feature variances plus the covariance in span(V) (no n·d² pass).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 120))
+    V = np.linalg.qr(rng.standard_normal((120, 4)))[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cov_dev, _ = ti._check_gaussian(X, X @ V, V)
+    assert cov_dev <= np.linalg.norm(X.T @ X / 3000 - np.eye(120), 2) + 1e-12
+    with pytest.warns(UserWarning, match=r"does not look like N\(0, I\)"):
+        ti._check_gaussian(2.0 * X, 2.0 * X @ V, V)
+    Xc = X @ np.linalg.qr(rng.standard_normal((120, 120)))[0]  # still N(0, I): no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ti._check_gaussian(Xc, Xc @ V, V)
+    # Correlation only in span(V) (diagonal variances ≈ 1 is not enough to hide it).
+    Xs = X + 1.5 * (X @ V[:, :1]) @ V[:, :1].T
+    with pytest.warns(UserWarning, match=r"does not look like N\(0, I\)"):
+        ti._check_gaussian(Xs, Xs @ V, V)
