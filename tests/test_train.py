@@ -315,3 +315,70 @@ def test_blas_thread_limit_does_not_change_results(tiny_problem, monkeypatch):
     b = train_iht_batched(p.X, p.y, W0, np.stack([p.v, p.v]), **kw)
     np.testing.assert_allclose(a.W, b.W, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(a.history["train_loss"], b.history["train_loss"], rtol=1e-12)
+
+
+def _grouped_case(rng, dtype):
+    P, n, d, k = 2, 53, 4, 3  # 53 = 3 batches of 16 + a partial batch of 5
+    X, y = rng.standard_normal((P, n, d)), rng.standard_normal((P, n))
+    groups = np.array([5, 2, 5, 5, 2, 7, 2, 5, 9])  # unequal sizes (4, 3, 1, 1), labels not 0..U-1
+    idx = np.array([0, 1, 0, 0, 1, 1, 1, 0, 0])
+    B = len(groups)
+    W0, v0 = 0.4 * rng.standard_normal((B, d, k)), rng.choice([-1.0, 1.0], (B, k))
+    tv = np.array([True, False, False, True, True, False, False, True, True])
+    sps = [Threshold(0.1), TopFraction(0.5), Dense(), Threshold(0.2), Dense(), Threshold(0.05),
+           TopFraction(0.7), Threshold(0.15), Dense()]
+    masks = rng.random((B, d, k)) < 0.8
+    seeds = {5: 11, 2: 12, 7: 13, 9: 14}
+    lrs = np.linspace(1e-3, 4e-3, B)
+    kw = dict(epochs=3, batch_size=16, pretrain_epochs=1, dtype=dtype)
+    res = train_iht_batched(X, y, W0, v0, sparsifiers=sps, learning_rate=lrs, train_v=tv, data_index=idx,
+                            mask=masks, random_states=[seeds[g] for g in groups], order_groups=groups, **kw)
+    ones = [train_iht(X[idx[b]], y[idx[b]], W0[b], v0[b], sparsifier=sps[b], learning_rate=lrs[b], train_v=tv[b],
+                      mask=masks[b], random_state=seeds[groups[b]], **kw) for b in range(B)]
+    return res, ones, masks
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("joint", [True, False])
+def test_order_groups_equal_training_each_alone_with_the_group_seed(dtype, joint, rng, monkeypatch):
+    if not joint:  # large-X path: X and y gathered separately
+        monkeypatch.setattr(_train, "_JOINT_BYTES", 0)
+    res, ones, masks = _grouped_case(rng, dtype)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-13)
+    for b, one in enumerate(ones):
+        assert res.W.dtype == one.W.dtype == dtype
+        np.testing.assert_allclose(res.W[b], one.W, **tol)
+        np.testing.assert_allclose(res.v[b], one.v, **tol)
+        np.testing.assert_allclose(res.history["train_loss"][b], one.history["train_loss"], rtol=1e-4 if
+                                   dtype == np.float32 else 1e-10)
+    np.testing.assert_array_equal(res.W[~masks], 0.0)  # the masks hold in the grouped layout too
+
+
+def test_order_groups_share_the_order_and_prox_falls_back(rng):
+    n, d, k, B = 40, 3, 2, 4
+    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+    W0 = np.repeat(0.3 * rng.standard_normal((1, d, k)), B, axis=0)
+    v0 = np.ones((B, k))
+    kw = dict(sparsifiers=None, epochs=2, batch_size=7, learning_rate=1e-2)
+    # Same group, same start: identical models whatever the other members' seeds.
+    res = train_iht_batched(X, y, W0, v0, random_states=[3, 4, 5, 6], order_groups=[0, 0, 1, 1], **kw)
+    np.testing.assert_allclose(res.W[1], res.W[0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(res.W[3], res.W[2], rtol=1e-12, atol=1e-15)
+    alone = train_iht(X, y, W0[2], v0[2], sparsifier=None, epochs=2, batch_size=7, learning_rate=1e-2,
+                      random_state=5)
+    np.testing.assert_allclose(res.W[3], alone.W, rtol=1e-12, atol=1e-15)
+    # A prox runs on the general path, with the groups' orders.
+    prox = lambda W, step: np.sign(W) * np.maximum(np.abs(W) - 1e-3 * step, 0.0)  # noqa: E731
+    res_p = train_iht_batched(X, y, W0, v0, random_states=[3, 4, 5, 6], order_groups=[0, 0, 1, 1], prox=prox, **kw)
+    alone_p = train_iht(X, y, W0[3], v0[3], sparsifier=None, epochs=2, batch_size=7, learning_rate=1e-2,
+                        random_state=5, prox=prox)
+    np.testing.assert_allclose(res_p.W[3], alone_p.W, rtol=1e-12, atol=1e-15)
+
+
+def test_order_groups_bad_input(rng):
+    X, y = rng.standard_normal((2, 30, 3)), rng.standard_normal((2, 30))
+    W0, v0 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2))
+    with pytest.raises(ValueError, match="order_groups"):
+        train_iht_batched(X, y, W0, v0, sparsifiers=None, epochs=1, order_groups=[0, 0])
+    with pytest.raises(ValueError, match="share 'data_index'"):
+        train_iht_batched(X, y, W0, v0, sparsifiers=None, epochs=1, data_index=[0, 1, 1], order_groups=[0, 0, 1])

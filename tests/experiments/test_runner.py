@@ -119,6 +119,35 @@ def test_grouping_equals_running_each_alone(tiny):
             np.testing.assert_allclose(value, got_alone[key][name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
+def test_variants_of_a_trial_share_one_minibatch_order(tiny, monkeypatch):
+    """Common random numbers: every variant (method, x value) of one trial trains on the same minibatch
+    order, drawn from the trial's problem seed ([seed, 100]); the runner passes one order group per
+    problem (test_grouping_equals_running_each_alone: results do not depend on the chunking)."""
+    import sparsenet.train as train
+
+    calls = []
+    real = train.train_iht_batched
+
+    def spy(*args, **kwargs):
+        states = [rs.bit_generator.state for rs in kwargs["random_states"]]  # before training draws
+        calls.append({**kwargs, "states": states})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_iht_batched", spy)
+    runs = [r for r in {r.key: r for r in expand(tiny)}.values() if r.protocol == "blind"]
+    for task in make_tasks(runs, max_models=None):
+        execute_task(task)
+    assert calls
+    for kw in calls:
+        groups, index = np.asarray(kw["order_groups"]), np.asarray(kw["data_index"])
+        np.testing.assert_array_equal(groups, index)  # one group per problem (trial)
+        assert len(np.unique(groups)) < len(groups)  # several variants per trial share an order
+        for g in np.unique(groups):
+            members = np.flatnonzero(groups == g)
+            for b in members[1:]:  # the same trial seed for every variant
+                assert kw["states"][b] == kw["states"][members[0]]
+
+
 def test_chunks_keep_problems_whole(tiny):
     runs = list({r.key: r for r in expand(tiny)}.values())
     tasks = make_tasks(runs, max_models=3)

@@ -8,7 +8,9 @@ between tasks), and one task
 2. runs each initialization once per (problem, protocol),
 3. trains every model with ONE call of :func:`sparsenet.train.train_iht_batched` (the problems stacked
    as ``X`` of shape (P, n, d), ``data_index`` mapping models to problems) per distinct
-   ``ModelSpec.batch_key``,
+   ``ModelSpec.batch_key``; all models of one problem (every method and x value of one trial) share
+   one minibatch order drawn from the trial's problem seed (``order_groups``: common random numbers,
+   and one gather and one pair of products per problem and step),
 4. returns one record per run.
 
 :func:`execute_task` is a pure function of its picklable argument: it can run in this process, in a
@@ -210,6 +212,7 @@ def _train_batch(items, protocol):
     if any(s.mask is not None for s in specs):
         masks = np.stack([np.ones_like(s.W0, dtype=bool) if s.mask is None else s.mask for s in specs])
     batch_size = None if params["batch_size"] == "full" else params["batch_size"]
+    data_index = np.array([index[pid] for _, _, pid, _ in items])
     res = train_iht_batched(
         np.stack([p.X for p in probs]),
         np.stack([p.y for p in probs]),
@@ -222,12 +225,17 @@ def _train_batch(items, protocol):
         pretrain_epochs=np.array([s.pretrain_epochs for s in specs], dtype=int),
         train_v=np.array([s.train_v for s in specs], dtype=bool),
         activation=params["activation"],
-        data_index=np.array([index[pid] for _, _, pid, _ in items]),
+        data_index=data_index,
         X_test=np.stack([p.X_test for p in probs]),
         y_test=np.stack([p.y_test for p in probs]),
         sparsify_last=(protocol != "report"),
         mask=masks,
+        # Common random numbers: every variant (method, x value) of one trial sees the same minibatch
+        # order, drawn from the trial's problem seed ([seed, 100], the same for all models of a
+        # problem); one order group per problem lets each step gather a problem's minibatch once for
+        # all its models.  Results do not depend on how runs are chunked into tasks.
         random_states=[np.random.default_rng([run.seed, 100]) for run, *_ in items],
+        order_groups=data_index,
         on_divergence="flag",
         **specs[0].call_kwargs,
     )
