@@ -30,6 +30,8 @@ _MAX_ALS_SWEEPS = 100
 _MAX_LM_NFEV = 40
 _MAX_POWER_ITER = 1000
 _EIGH_MAX_D = 2000
+# Iterations the implicit PowerMethod is expected to need (the cost model of subspace="auto").
+_EXPECTED_POWER_ITERS = 50
 
 
 class _Profile:
@@ -568,8 +570,10 @@ def tensor_init(
     subspace : {"auto", "eigh", "power"}, default="auto"
         How span(W) is found from P̂2: "eigh" forms the d×d matrix and takes the k eigenvectors of
         largest |λ|; "power" is the paper's shifted PowerMethod (up to 1000 iterations with a
-        convergence test); "auto" is "eigh" when n_features <= 2000, otherwise "power" with
-        implicit O(n·d·k) products.
+        convergence test); "auto" is "eigh" when forming P̂2 is the cheaper choice, otherwise
+        "power" with implicit O(n·d·k) products: P̂2 by BLAS syrk costs n·d²/2 multiply-adds, the
+        implicit iterations about 50 × 2·n·d·k, so "eigh" when d <= 200·k (and d <= 2000, which
+        bounds the d×d memory and the O(d³) eigh).
     random_state : None, int or numpy.random.Generator, default=None
         Source of α, the Jennrich projections, the ALS/LM and power-method starts.
     return_info : bool, default=False
@@ -716,11 +720,14 @@ def _tensor_init(
 
     # Stage 1: span(W) from P̂2 = M̂_{j2}(I, I, α, …) on S_a.
     t0 = time.perf_counter()
-    method = subspace if subspace != "auto" else ("eigh" if d <= _EIGH_MAX_D else "power")
+    # Cost model (multiply-adds): the explicit P̂2 is one syrk pass, n·d²/2; the implicit
+    # PowerMethod costs about _EXPECTED_POWER_ITERS × 2·n·d·k (X M and Xᵀ(y ∘ X M) per iteration).
+    explicit = d <= _EIGH_MAX_D and n * d * d / 2 <= _EXPECTED_POWER_ITERS * 2 * n * d * k
+    method = subspace if subspace != "auto" else ("eigh" if explicit else "power")
     yP = Pa.targets(min(j2, 2))  # V is not known yet: order-1 control variate only when j2 >= 3
     tail = [alpha] * (j2 - 2)
     power_iters = 0
-    if d <= _EIGH_MAX_D or method == "eigh":
+    if explicit or method == "eigh":
         P2 = hermite_contract(Pa.X, yP, [None, None] + tail)
         P2 = (P2 + P2.T) / 2
 
