@@ -341,7 +341,6 @@ class _GroupedWorkspace:
         self.XbT = self.Xb.transpose(0, 2, 1)
         self.Z = np.empty((U, m, k * G), dtype=dtype)
         self.A = np.empty((U, m, k * G), dtype=dtype)
-        self.T = np.empty((U, m, k, G), dtype=dtype)
         self.Z4 = self.Z.reshape(U, m, k, G)
         self.A4 = self.A.reshape(U, m, k, G)
         self.pred = np.empty((U, m, G), dtype=dtype)
@@ -379,12 +378,13 @@ def _grouped_minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, maskg, p
     k = W.shape[2]
     Wg = _to_grouped(W, perm, U, G)  # (U, d, k, G)
     Wf = Wg.reshape(U, d, k * G)
-    vg = _to_grouped(v[:, None, :], perm, U, G)  # (U, 1, k, G)
+    vg = _to_grouped(v, perm, U, G)  # (U, k, G)
+    vg4 = vg[:, None]
     cg = c[perm, 0, 0].reshape(U, 1, 1, G)
     vcg = vc[perm, 0].reshape(U, 1, G)
     csv = None
     m_prev = None
-    matmul, multiply, subtract, add_reduce = np.matmul, np.multiply, np.subtract, np.add.reduce
+    matmul, multiply, subtract, einsum = np.matmul, np.multiply, np.subtract, np.einsum
     for s0 in range(0, n, batch_size):
         idx = order[:, s0:s0 + batch_size]
         m = idx.shape[1]
@@ -401,28 +401,26 @@ def _grouped_minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, maskg, p
         else:
             Xy[0].take(idx, axis=0, out=ws.Xb, mode="clip")
             Xy[1].take(idx, out=ws.yb[:, :, 0], mode="clip")
-        Z4, A4, T, pred = ws.Z4, ws.A4, ws.T, ws.pred
+        Z4, A4, pred = ws.Z4, ws.A4, ws.pred
         matmul(ws.Xb, Wf, out=ws.Z)  # XW of every model of every group
         s = fused(ws.Z, ws.A)
-        multiply(A4, vg, out=T)
-        add_reduce(T, axis=2, out=pred)  # ŷ: sum over the k units
+        einsum("umkg,ukg->umg", A4, vg, out=pred)  # ŷ (one pass: product and sum over the k units)
         subtract(pred, ws.yb, out=pred)
         if csv is None:
-            csv = (cm * s) * vg
+            csv = (cm * s) * vg4
         multiply(Z4, csv, out=Z4)
         multiply(Z4, ws.r4, out=Z4)  # G = (2η/m)·φ'(XW) ⊙ v ⊙ (ŷ − y)
         matmul(ws.XbT, ws.Z, out=ws.gW)
         subtract(Wf, ws.gW, out=Wf)
         if train_any_v:
-            multiply(A4, ws.r4, out=T)
-            add_reduce(T, axis=1, out=ws.gv)  # φ(XW)ᵀ(ŷ − y), summed over the m samples
+            einsum("umkg,umg->ukg", A4, pred, out=ws.gv)  # φ(XW)ᵀ(ŷ − y), summed over the m samples
             multiply(ws.gv, vcm, out=ws.gv)
-            subtract(vg[:, 0], ws.gv, out=vg[:, 0])
-            csv = (cm * s) * vg
+            subtract(vg, ws.gv, out=vg)
+            csv = (cm * s) * vg4
         if maskg is not None:
             multiply(Wg, maskg, out=Wg)
     _from_grouped(Wg, W, perm)
-    _from_grouped(vg, v[:, None, :], perm)
+    _from_grouped(vg, v, perm)
 
 
 def _one_blas_thread(enabled):
