@@ -15,6 +15,11 @@ yields φ and φ' from one pass (``_FUSED``), the backward product and the in-pl
 Full-data passes (full-batch steps, per-epoch losses) stream X in row chunks sized for the cache
 (``_default_chunk``), with one forward product X_c·W and one backward product X_cᵀ·G per chunk
 for all models stacked into one d × (B·k) matrix, and no n-sized temporaries.
+
+Models that share a minibatch order (``order_groups``: the variants of one trial of a sweep) take the
+grouped path (``_grouped_minibatch_epoch``): U groups × G models, one gather per group per step and
+one forward product Xb (U, m, d) @ W (U, d, k·G) and one backward product Xbᵀ @ G (U, m, k·G) for all
+of them, the weights kept in that layout for the whole epoch.
 """
 
 import contextlib
@@ -502,7 +507,8 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
     dtype : numpy dtype, default=np.float64
         Computation precision (float32 halves memory and time on large problems).
     random_states : sequence of n_models seeds or Generators, or None, default=None
-        Minibatch shuffling streams, one per model.
+        Minibatch shuffling streams, one per model (with ``order_groups``: one per group, the
+        entry of its first model).
     on_divergence : {"raise", "flag"}, default="raise"
         A non-finite loss raises ValueError, or marks the model diverged and freezes it (W, v NaN).
     chunk_size : int or None, default=None
