@@ -761,13 +761,15 @@ def _tensor_init(
     if j3 == 4:
         R = hermite_contract(Pb.X, Pb.targets(4, V), [V, V, V, V], projections=[Pb.proj(V)] + [None] * 3)
         R = symmetrize(R)
-        U, c, cp_res, condU = _decompose4(R, rng)
+        with _single_blas_thread(True):  # k-sized products: threads only add start-up and contention
+            U, c, cp_res, condU = _decompose4(R, rng)
         tensor_order = 4
     else:
         R = hermite_contract(Pb.X, Pb.targets(j3, V), [V, V, V] + [alpha] * (j3 - 3),
                              projections=[Pb.proj(V)] + [None] * (j3 - 1))
         R = symmetrize(R)
-        U, c, cp_res, condU = _decompose3(R, rng)
+        with _single_blas_thread(True):  # k-sized products: threads only add start-up and contention
+            U, c, cp_res, condU = _decompose3(R, rng)
         tensor_order = 3
     timings["decomposition"] = time.perf_counter() - t0
     if cp_res > 0.5:
