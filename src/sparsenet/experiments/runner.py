@@ -108,8 +108,15 @@ def make_tasks(runs, *, max_models=256):
 
 
 def _cost(task):
-    p = task.runs[0].params_dict
-    return len(task.runs) * p["n"] * p["d"] * p["k"] * max(p["epochs"], 1)
+    # Baselines train in their own finishing step (their setting's epochs is 0, the budget is
+    # method_epochs) and run one model at a time: weigh them as such, or they land last and idle a core.
+    total = 0
+    for run in task.runs:
+        p = run.params_dict
+        epochs = max(p["epochs"], p.get("method_epochs", 0), 1)
+        unbatched = 8 if "method_epochs" in p else 1
+        total += unbatched * p["n"] * p["d"] * p["k"] * epochs
+    return total
 
 
 # --------------------------------------------------------------------------------------------------
