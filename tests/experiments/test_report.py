@@ -367,3 +367,12 @@ def test_parallel_report_equals_serial(tmp_path):
     b = write_report(tmp_path / "b", [(_config(), _records()), (_methods_config(), _methods_records())],
                      date="2024-01-02", version="0", jobs=2)[0].read_text()
     assert a == b
+
+
+def test_argmin_flat_minimum_counts_every_tied_value():
+    # thresholds that zero the same weights give identical runs: a plateau, not a sharp optimum
+    records = sweep("A", XS, lambda x: 1e-6 if 0.02 <= x <= 0.16 else 0.1)
+    v = evaluate_claim(ARGMIN, records, "blind", x_name="thresh_train")
+    assert v.holds is True and "flat minimum" in v.summary
+    far = sweep("A", XS, lambda x: 1e-6 if x >= 0.15 else 0.1)
+    assert evaluate_claim(ARGMIN, far, "blind").holds is False
