@@ -17,6 +17,7 @@ from sparsenet.experiments.config import expand, load_config  # noqa: E402
 from sparsenet.experiments.dask_backend import DaskBackend, parse_scheduler, rechunk, task_key  # noqa: E402
 from sparsenet.experiments.runner import _cost, make_tasks, run_experiments  # noqa: E402
 from sparsenet.experiments.store import STORE_NAME, open_store  # noqa: E402
+from sweep_kill import count_rows, kill_mid_sweep
 
 SWEEP = """
 [experiment]
@@ -77,15 +78,6 @@ def _keys(db):
         con.close()
 
 
-def _count(db):
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:  # not created yet
-        return 0
 
 
 def _assert_once_and_ok(db, expected):
@@ -199,18 +191,7 @@ def test_client_killed_and_restarted_finishes_every_row_once(client, tmp_path):
     cmd = [sys.executable, "-m", "sparsenet.cli", "run", str(path), "--out", str(out), "--no-progress",
            "--scheduler", client.scheduler.address]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 120
-    while _count(db) < 1:
-        assert proc.poll() is None, f"the sweep ended before any row was seen: {proc.stderr.read()!r}"
-        assert time.monotonic() < deadline, "no row stored within 120 s"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    at_kill = _count(db)
-    assert proc.returncode == -signal.SIGKILL
-    assert 1 <= at_kill < len(expected), "the kill must land mid-sweep"
+    at_kill = kill_mid_sweep(cmd, db, len(expected), env=env, timeout=120)
 
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr

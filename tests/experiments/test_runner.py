@@ -13,6 +13,7 @@ import pytest
 from sparsenet.experiments.config import expand, load_config
 from sparsenet.experiments.runner import execute_task, make_tasks, run_experiments
 from sparsenet.experiments.store import STORE_NAME, open_store
+from sweep_kill import count_rows, kill_mid_sweep
 
 TINY = """
 [experiment]
@@ -237,15 +238,6 @@ sparsifier = "top_fraction"
 """
 
 
-def _count(db):
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:  # not created yet
-        return 0
 
 
 def test_resume_after_kill_9(tmp_path):
@@ -257,18 +249,7 @@ def test_resume_after_kill_9(tmp_path):
     db = out / STORE_NAME
     cmd = [sys.executable, "-m", "sparsenet.cli", "run", str(path), "--out", str(out), "--jobs", "1", "--no-progress"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 60
-    while _count(db) < 1:
-        assert proc.poll() is None, f"the sweep ended before any row was seen: {proc.stderr.read()!r}"
-        assert time.monotonic() < deadline, "no row stored within 60 s"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    at_kill = _count(db)
-    assert proc.returncode == -signal.SIGKILL
-    assert 1 <= at_kill < len(expected), "the kill must land mid-sweep"
+    at_kill = kill_mid_sweep(cmd, db, len(expected), env=env, timeout=60)
 
     # The store is consistent after the kill: every row whole.
     with open_store(out) as store:
@@ -304,14 +285,14 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
-    while _count(db) < 1:
+    while count_rows(db) < 1:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
     assert "Interrupted" in stderr and "Traceback" not in stderr
-    kept = _count(db)
+    kept = count_rows(db)
     assert 1 <= kept < len(expected)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
