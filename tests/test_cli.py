@@ -116,3 +116,9 @@ def test_jobs_must_be_positive(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "fig04", "--jobs", "0", "--out", str(tmp_path)])
     assert "--jobs must be >= 1" in capsys.readouterr().err
+
+
+def test_report_on_a_file_that_is_not_a_store(tmp_path, capsys):
+    (tmp_path / "runs.sqlite").write_text("this is not a database " * 100)
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert "is not a sparsenet results store" in capsys.readouterr().err

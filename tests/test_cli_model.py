@@ -141,3 +141,22 @@ def test_subcommand_required():
     with pytest.raises(SystemExit) as exc:
         main([])
     assert exc.value.code == 2
+
+
+def test_repeated_column_name_is_refused(tmp_path, capsys):
+    from sparsenet.cli_model import main
+
+    path = tmp_path / "dup.csv"
+    path.write_text("a,a,target\n" + "".join(f"{i},{2 * i},{i}\n" for i in range(30)))
+    assert main(["fit", str(path), "--target", "target", "--out", str(tmp_path / "m.npz")]) == 2
+    assert "repeats the column name(s) 'a'" in capsys.readouterr().err
+
+
+def test_missing_output_folder_is_reported_before_training(tmp_path, capsys):
+    from sparsenet.cli_model import main
+
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,target\n" + "".join(f"{i},{i % 3},{i}\n" for i in range(30)))
+    assert main(["fit", str(path), "--target", "target", "--out", str(tmp_path / "nope" / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "R²" not in err

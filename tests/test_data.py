@@ -58,3 +58,8 @@ def test_bad_arguments(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         make_planted(args.pop("n"), args.pop("d"), args.pop("k"), **args)
+
+
+def test_threshold_that_removes_the_whole_network_is_refused():
+    with pytest.raises(ValueError, match="'thresh_gt' parameter of make_planted zeroes every weight"):
+        make_planted(50, 5, 2, thresh_gt=5.0, random_state=0)

@@ -100,3 +100,17 @@ def test_sigmoid_matches_up_to_flip_like_odd(rng):
     s = np.array([1.0, -1.0, 1.0])
     assert recovery_error(W * s, v * s, W, v, activation="sigmoid") == pytest.approx(0, abs=1e-14)
     assert recovery_error(W * s, v * s, W, v, activation="relu2") == np.inf
+
+
+def test_metric_input_errors(rng):
+    W = rng.standard_normal((3, 2))
+    with pytest.raises(ValueError, match=r"'v' must have shape \(2,\)"):
+        recovery_error(W, np.ones(3), W, np.ones(2))
+    with pytest.raises(ValueError, match="'W_true' contains NaN"):
+        recovery_error(W, np.ones(2), np.full((3, 2), np.nan), np.ones(2))
+    with pytest.raises(ValueError, match="'W' must have the shape of W_true"):
+        recovery_error(np.ones(3), np.ones(2), W, np.ones(2))
+    with pytest.raises(ValueError, match="'tol' parameter of support_confusion"):
+        support_confusion(W, W, tol="a")
+    with pytest.raises(ValueError, match="'tol' parameter of support_confusion"):
+        support_confusion(W, W, tol=float("nan"))

@@ -350,3 +350,11 @@ def test_gaussian_check_large_d_is_cheap_lower_bound():
     Xs = X + 1.5 * (X @ V[:, :1]) @ V[:, :1].T
     with pytest.warns(UserWarning, match=r"does not look like N\(0, I\)"):
         ti._check_gaussian(Xs, Xs @ V, V)
+
+
+def test_constant_target_is_refused():
+    from sparsenet.tensor_init import tensor_init
+
+    X = np.random.default_rng(0).standard_normal((2000, 5))
+    with pytest.raises(ValueError, match="Input 'y' is constant"):
+        tensor_init(X, np.full(2000, 5.0), 2)

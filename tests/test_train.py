@@ -382,3 +382,37 @@ def test_order_groups_bad_input(rng):
         train_iht_batched(X, y, W0, v0, sparsifiers=None, epochs=1, order_groups=[0, 0])
     with pytest.raises(ValueError, match="share 'data_index'"):
         train_iht_batched(X, y, W0, v0, sparsifiers=None, epochs=1, data_index=[0, 1, 1], order_groups=[0, 0, 1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(train_v="no"), "'train_v' parameter of train_iht must be a bool"),
+        (dict(train_v=2), "'train_v' parameter"),
+        (dict(learning_rate="a"), "'learning_rate' parameter of train_iht must be a number"),
+        (dict(learning_rate=True), "'learning_rate' parameter"),
+        (dict(pretrain_epochs="2"), "'pretrain_epochs' parameter"),
+        (dict(X_test=np.ones((5, 3))), "Give both 'X_test' and 'y_test'"),
+        (dict(y_test=np.ones(5)), "Give both 'X_test' and 'y_test'"),
+        (dict(mask=np.ones((2, 2), dtype=bool)), r"'mask' parameter must have shape \(3, 2\)"),
+        (dict(dtype=int), "'dtype' parameter of train_iht must be numpy.float32 or numpy.float64"),
+    ],
+)
+def test_more_bad_input_messages(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train_iht(np.ones((10, 3)), np.ones(10), np.ones((3, 2)), np.ones(2), sparsifier=Dense(), epochs=1, **kwargs)
+
+
+def test_batched_bad_seeds_and_data_index():
+    X, y, W0, v0 = np.ones((10, 3)), np.ones(10), np.ones((2, 3, 2)), np.ones((2, 2))
+    with pytest.raises(ValueError, match="'random_states' parameter must be a list"):
+        train_iht_batched(X, y, W0, v0, sparsifiers=Dense(), epochs=1, random_states=3)
+    with pytest.raises(ValueError, match="'data_index' parameter"):
+        train_iht_batched(X, y, W0, v0, sparsifiers=Dense(), epochs=1, data_index=[0.5, 0])
+
+
+def test_zero_epochs_still_returns_exactly_sparse_w(rng):
+    W0 = rng.standard_normal((6, 3))
+    res = train_iht(rng.standard_normal((20, 6)), rng.standard_normal(20), W0, np.ones(3),
+                    sparsifier=Threshold(0.5), epochs=0)
+    np.testing.assert_array_equal(res.W, np.where(np.abs(W0) > 0.5, W0, 0.0))

@@ -235,6 +235,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `sparsenet list | head`: the reader left, nothing more to say
+        sys.stderr.close()
+        return 0
+    except ValueError as exc:  # user error reported by the library (bad store, bad setting): no traceback
+        print(f"sparsenet: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

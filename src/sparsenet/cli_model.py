@@ -58,6 +58,9 @@ def read_csv(path):
     columns = [name.strip() for name in rows[0]]
     if any(not name for name in columns):
         raise CSVError(f"{path}, line 1: the header has an empty column name")
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:  # columns are matched by name: a repeated one would be read from its first copy
+        raise CSVError(f"{path}, line 1: the header repeats the column name(s) {', '.join(map(repr, repeated))}")
     values = []
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -133,6 +136,9 @@ def _cmd_fit(args):
         return _error(f"--keep must be in (0, 1]; got {args.keep}")
     if args.hidden < 1 or args.epochs < 1:
         return _error("--hidden and --epochs must be positive integers")
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):  # say so before training, not after
+        return _error(f"cannot write {args.out}: the folder {out_dir} does not exist")
 
     rng = np.random.default_rng(args.seed)
     n = len(y)

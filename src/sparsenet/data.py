@@ -143,6 +143,12 @@ def make_planted(n, d, k, *, activation="relu2", kappa=2.0, thresh_gt=None, p_gt
     rng = check_random_state(random_state)
 
     W, v = planted_weights(d, k, kappa=kappa, thresh_gt=thresh_gt, p_gt=p_gt, random_state=rng)
+    if not W.any():
+        raise ValueError(
+            f"The 'thresh_gt' parameter of make_planted zeroes every weight (thresh_gt={thresh_gt:g} is not below "
+            "the largest |w*|, which lies between 1/sqrt(d) and kappa): there is no network to recover. "
+            "Use a smaller threshold."
+        )
 
     def sample(m):
         X = rng.standard_normal((m, d))

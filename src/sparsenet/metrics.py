@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ._validation import check_scalar
 from .activations import get_activation
 
 __all__ = ["Alignment", "SupportConfusion", "align", "recovery_error", "support_confusion", "predict",
@@ -72,9 +73,17 @@ def align(W, v, W_true, v_true, *, activation=None):
     """
     W = np.asarray(W, dtype=float)
     W_true = np.asarray(W_true, dtype=float)
+    if W_true.ndim != 2:
+        raise ValueError(f"Input 'W_true' must be 2-D of shape (n_features, n_hidden). Got shape {W_true.shape} instead.")
     if W.shape != W_true.shape:
         raise ValueError(f"Input 'W' must have the shape of W_true {W_true.shape}. Got {W.shape} instead.")
+    if not np.all(np.isfinite(W_true)):
+        raise ValueError("Input 'W_true' contains NaN or infinity.")
     k = W.shape[1]
+    for name, vec in (("v", v), ("v_true", v_true)):
+        if vec is not None and np.shape(vec) != (k,):
+            raise ValueError(f"Input '{name}' must have shape ({k},) (one output weight per hidden unit). "
+                             f"Got shape {np.shape(vec)} instead.")
     parity = _parity(activation)
     # flip[i, j]: sign applied to estimated unit j when it plays true unit i
     flip = np.ones((k, k))
@@ -131,6 +140,7 @@ def recovery_error(W, v, W_true, v_true, *, activation=None):
     """
     W = np.asarray(W, dtype=float)
     if not (np.all(np.isfinite(W)) and np.all(np.isfinite(v))):
+        align(np.zeros_like(W), np.zeros(np.shape(v)), W_true, v_true)  # shape checks still apply
         return float("nan")
     al = align(W, v, W_true, v_true, activation=activation)
     if not al.sign_consistent:
@@ -193,9 +203,7 @@ def support_confusion(W, W_true, tol=1e-2, *, v=None, v_true=None, activation=No
     -------
     confusion : SupportConfusion
     """
-    if tol < 0:
-        raise ValueError(f"The 'tol' parameter of support_confusion must be a float in the range [0, inf). "
-                         f"Got {tol!r} instead.")
+    tol = check_scalar(tol, "tol", low=0.0, owner="support_confusion")
     al = align(W, v, W_true, v_true, activation=activation)
     est = np.abs(al.W) > tol
     true = np.abs(np.asarray(W_true)) > tol

@@ -666,6 +666,9 @@ def _tensor_init(
     t_start = time.perf_counter()
     timings = {}
     X, y = check_data(X, y)
+    if not np.ptp(y) > 0:
+        raise ValueError(f"Input 'y' is constant (every value {y[0]:g}): its moments carry no information "
+                         "about the hidden weights, so the tensor initialization cannot run.")
     n, d = X.shape
     k = check_scalar(k, "k", kind="int", low=1, high=d, owner="tensor_init")
     if split not in ("none", "paper"):

@@ -445,7 +445,16 @@ def _one_blas_thread(enabled):
 
 
 def _per_model(value, B, name, dtype=float):
-    arr = np.asarray(value, dtype=dtype)
+    kind = "a bool" if dtype is bool else "a number"
+    bad = f"The '{name}' parameter of train_iht must be {kind} or an array of them, one per model ({B})."
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{bad} Got {value!r} instead.") from None
+    # Strings, objects and (for numbers) bools are refused rather than coerced: "False" is truthy.
+    if raw.dtype.kind not in ("b" if dtype is bool else "iuf"):
+        raise ValueError(f"{bad} Got {value!r} instead.")
+    arr = raw.astype(dtype)
     if arr.ndim == 0:
         return np.full(B, arr, dtype=dtype)
     if arr.shape != (B,):
@@ -517,7 +526,7 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
         Models with equal labels share one minibatch order (common random numbers, e.g. every
         variant of one trial of a sweep): the shuffling stream of a group is the ``random_states``
         entry of its first model, and the models of a group must share ``data_index``.  Each model
-        then gets exactly what training it alone with that seed gives, but a step gathers one
+        then gets what training it alone with that seed gives (to round-off), but a step gathers one
         minibatch per group and runs one forward and one backward product per group for all its
         models (models stored group-major, (d, k·G) per group).  None: every model has its own order.
 
@@ -537,6 +546,9 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
     both products are single batched ``matmul`` calls. Sparsifiers, divergence checks and the
     history run once per epoch, so their cost does not grow with the number of steps.
     """
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"The 'dtype' parameter of train_iht must be numpy.float32 or numpy.float64. "
+                         f"Got {dtype!r} instead.")
     X, y = check_data(X, y, dtype=dtype, allow_batch=True)
     if X.ndim == 2:
         X, y = X[None], y[None]
@@ -569,10 +581,16 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
         sps = [get_sparsifier(s) for s in sparsifiers]
     else:
         sps = [get_sparsifier(sparsifiers)] * B
-    data_index = np.zeros(B, dtype=np.intp) if data_index is None else np.asarray(data_index, dtype=np.intp)
-    if data_index.shape != (B,) or data_index.min(initial=0) < 0 or data_index.max(initial=0) >= P:
+    raw_index = np.zeros(B, dtype=np.intp) if data_index is None else np.asarray(data_index)
+    if raw_index.dtype.kind not in "iu" or raw_index.shape != (B,) or raw_index.min(initial=0) < 0 \
+            or raw_index.max(initial=0) >= P:
         raise ValueError(f"The 'data_index' parameter must have shape ({B},) with values in [0, {P - 1}]. "
                          f"Got {data_index!r} instead.")
+    data_index = raw_index.astype(np.intp)
+    if (X_test is None) != (y_test is None):
+        raise ValueError("Give both 'X_test' and 'y_test' (a test set) or neither. "
+                         f"Got X_test={'None' if X_test is None else 'an array'} and "
+                         f"y_test={'None' if y_test is None else 'an array'}.")
     has_test = X_test is not None
     if has_test:
         X_test, y_test = check_data(X_test, y_test, dtype=dtype, allow_batch=True)
@@ -582,14 +600,18 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
             raise ValueError(f"Input 'X_test' must have shape (n_test, {d}) or ({P}, n_test, {d}) to match X. "
                              f"Got {X_test.shape} instead.")
     if mask is not None:
-        mask = np.broadcast_to(np.asarray(mask, dtype=bool), W.shape).astype(dtype)
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape not in (W.shape, W.shape[1:]):
+            raise ValueError(f"The 'mask' parameter must have shape {W.shape[1:]} or {W.shape} (the weights'). "
+                             f"Got shape {mask.shape} instead.")
+        mask = np.broadcast_to(mask, W.shape).astype(dtype)
         W *= mask
     act = get_activation(activation)
     if random_states is None:
         random_states = [None] * B
-    if len(random_states) != B:
-        raise ValueError(f"The 'random_states' parameter must hold one seed per model ({B}). "
-                         f"Got {len(random_states)} instead.")
+    if not isinstance(random_states, (list, tuple, np.ndarray)) or len(random_states) != B:
+        raise ValueError(f"The 'random_states' parameter must be a list of one seed or Generator per model "
+                         f"({B}). Got {random_states!r} instead.")
     if order_groups is None:
         group_of = np.arange(B)
     else:
@@ -702,7 +724,7 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
                             order += (data_index * n)[:, None]  # rows of the stacked (P·n, d+1) array
                         _minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, mask, prox, step, train_any_v)
             record(e + 1)
-    if sparsify_last and epochs > 0:
+    if sparsify_last:  # also at epochs = 0: the returned W is always exactly sparse
         sparsify(np.ones(B, dtype=bool))
         hist_nnz[:, -1] = np.count_nonzero(W, axis=(1, 2))
     W[diverged] = np.nan

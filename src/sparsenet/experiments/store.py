@@ -63,9 +63,14 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: atomic, durable at checkpoint
-        self._con.executescript(_SCHEMA)
+        try:
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: atomic, durable at checkpoint
+            self._con.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._con.close()
+            raise ValueError(f"{self.path} is not a sparsenet results store ({exc}); "
+                             "move it away or choose another --out folder.") from None
 
     # -- context manager --------------------------------------------------------------------------
     def close(self):
