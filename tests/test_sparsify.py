@@ -82,3 +82,8 @@ def test_get_sparsifier_specs():
     assert get_sparsifier({"kind": "top_fraction", "p": 0.5}) == TopFraction(0.5)
     assert isinstance(get_sparsifier(None), Dense)
     assert repr(Threshold(0.1)) == "Threshold(t=0.1)"
+
+
+def test_top_fraction_needs_a_matrix():
+    with pytest.raises(ValueError, match="TopFraction needs weights of shape"):
+        TopFraction(0.5)(np.arange(4.0))

@@ -68,6 +68,8 @@ class TopFraction(Sparsifier):
 
     def __call__(self, W):
         W = np.asarray(W)
+        if W.ndim < 2:
+            raise ValueError(f"TopFraction needs weights of shape (..., n_features, n_hidden). Got shape {W.shape}.")
         d, k = W.shape[-2:]
         size = d * k
         keep = self.n_keep(size)

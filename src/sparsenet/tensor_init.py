@@ -637,17 +637,22 @@ def tensor_init(
     ((10, 3), [-1.0, 1.0, 1.0])
     """
     with _single_blas_thread(np.shape(X)[-1] ** 2 * len(X) <= 1e8 if np.ndim(X) == 2 else False):
-        return _tensor_init(
-            X,
-            y,
-            k,
-            activation=activation,
-            split=split,
-            control_variate=control_variate,
-            subspace=subspace,
-            random_state=random_state,
-            return_info=return_info,
-        )
+        try:
+            return _tensor_init(
+                X,
+                y,
+                k,
+                activation=activation,
+                split=split,
+                control_variate=control_variate,
+                subspace=subspace,
+                random_state=random_state,
+                return_info=return_info,
+            )
+        except np.linalg.LinAlgError as exc:  # overflowing or degenerate moments (e.g. X far from N(0, I))
+            raise ValueError(f"The tensor initialization failed numerically ({exc}); the moments are degenerate. "
+                             "It assumes x ~ N(0, I): standardize X, and check that y is finite and not "
+                             "dominated by a few samples.") from None
 
 
 def _tensor_init(
