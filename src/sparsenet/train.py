@@ -497,7 +497,8 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
     learning_rate : float or ndarray of shape (n_models,), default=1e-3
         Step size, ``> 0``.
     pretrain_epochs : int or ndarray of shape (n_models,), default=5
-        Dense epochs before the first sparsification, ``>= 0``.
+        Dense epochs before the first sparsification, ``>= 0``. With ``pretrain_epochs >= epochs``
+        training is dense and the sparsifier acts once, after the last epoch (one-shot pruning).
     train_v : bool or ndarray of shape (n_models,), default=False
         Whether the output weights are trained; otherwise they stay at v0.
     activation : str, Activation or callable, default="relu2"
@@ -755,7 +756,8 @@ def train_iht(X, y, W0, v0, *, sparsifier, epochs=25, batch_size=20, learning_ra
     learning_rate : float, default=1e-3
         Step size, ``> 0``.
     pretrain_epochs : int, default=5
-        Dense epochs before the first sparsification.
+        Dense epochs before the first sparsification (``>= epochs``: dense training, then one-shot
+        sparsification after the last epoch when ``sparsify_last``).
     train_v : bool, default=False
         Train the output weights too (otherwise v stays at v0).
     activation : str, Activation or callable, default="relu2"
