@@ -34,3 +34,35 @@ def kill_mid_sweep(cmd, db, n_expected, *, env, timeout=60):
     assert proc.returncode == -signal.SIGKILL
     assert 1 <= at_kill < n_expected, "the kill must land mid-sweep"
     return at_kill
+
+
+# A small 1-D sweep (tiny problems): format with name, x, values, trials, epochs.
+SWEEP = """
+[experiment]
+name = "{name}"
+x = "{x}"
+values = [{values}]
+metrics = ["recovery_error"]
+protocols = ["blind"]
+trials = {trials}
+
+[setting]
+n = 300
+d = 6
+k = 2
+thresh_gt = 0.15
+n_test = 100
+epochs = {epochs}
+batch_size = 10
+pretrain_epochs = 1
+
+[[methods]]
+label = "tensor + threshold"
+method = "iht"
+sparsifier = "threshold"
+
+[[methods]]
+label = "tensor + top-p"
+method = "iht"
+sparsifier = "top_fraction"
+"""

@@ -17,37 +17,8 @@ from sparsenet.experiments.config import expand, load_config  # noqa: E402
 from sparsenet.experiments.dask_backend import DaskBackend, parse_scheduler, rechunk, task_key  # noqa: E402
 from sparsenet.experiments.runner import _cost, make_tasks, run_experiments  # noqa: E402
 from sparsenet.experiments.store import STORE_NAME, open_store  # noqa: E402
-from sweep_kill import count_rows, kill_mid_sweep
+from sweep_kill import SWEEP, count_rows, kill_mid_sweep
 
-SWEEP = """
-[experiment]
-name = "{name}"
-x = "{x}"
-values = [{values}]
-metrics = ["recovery_error"]
-protocols = ["blind"]
-trials = {trials}
-
-[setting]
-n = 300
-d = 6
-k = 2
-thresh_gt = 0.15
-n_test = 100
-epochs = {epochs}
-batch_size = 10
-pretrain_epochs = 1
-
-[[methods]]
-label = "tensor + threshold"
-method = "iht"
-sparsifier = "threshold"
-
-[[methods]]
-label = "tensor + top-p"
-method = "iht"
-sparsifier = "top_fraction"
-"""
 
 
 def _config(tmp_path, name="sweep", x="n", values=(300, 310, 320, 330), trials=4, epochs=3):

@@ -13,7 +13,7 @@ import pytest
 from sparsenet.experiments.config import expand, load_config
 from sparsenet.experiments.runner import execute_task, make_tasks, run_experiments
 from sparsenet.experiments.store import STORE_NAME, open_store
-from sweep_kill import count_rows, kill_mid_sweep
+from sweep_kill import SWEEP, count_rows, kill_mid_sweep
 
 TINY = """
 [experiment]
@@ -207,42 +207,12 @@ def test_process_pool_matches_serial(tiny, tmp_path):
             np.testing.assert_allclose(value, out[2][key][name], rtol=1e-9, atol=1e-12)
 
 
-KILL = """
-[experiment]
-name = "killme"
-x = "n"
-values = [{values}]
-metrics = ["recovery_error"]
-protocols = ["blind"]
-trials = 2
-
-[setting]
-n = 300
-d = 6
-k = 2
-thresh_gt = 0.15
-n_test = 100
-epochs = 30
-batch_size = 10
-pretrain_epochs = 1
-
-[[methods]]
-label = "tensor + threshold"
-method = "iht"
-sparsifier = "threshold"
-
-[[methods]]
-label = "tensor + top-p"
-method = "iht"
-sparsifier = "top_fraction"
-"""
-
 
 
 
 def test_resume_after_kill_9(tmp_path):
     path = tmp_path / "kill.toml"
-    path.write_text(KILL.format(values=", ".join(str(300 + 10 * i) for i in range(30))))
+    path.write_text(SWEEP.format(name="killme", x="n", trials=2, epochs=30, values=", ".join(str(300 + 10 * i) for i in range(30))))
     config = load_config(path)
     expected = {r.key for r in expand(config)}
     out = tmp_path / "out"
@@ -275,7 +245,7 @@ def test_resume_after_kill_9(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     path = tmp_path / "kill.toml"
-    path.write_text(KILL.format(values=", ".join(str(300 + 10 * i) for i in range(30))))
+    path.write_text(SWEEP.format(name="killme", x="n", trials=2, epochs=30, values=", ".join(str(300 + 10 * i) for i in range(30))))
     expected = {r.key for r in expand(load_config(path))}
     out = tmp_path / "out"
     db = out / STORE_NAME
