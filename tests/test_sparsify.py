@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sparsenet.sparsify import Dense, Threshold, TopFraction, get_sparsifier
+from sparsenet.sparsify import SPARSIFIERS, Dense, Sparsifier, Threshold, TopFraction, check_sparsifier_output, get_sparsifier
 
 finite = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
 matrices = st.integers(1, 6).flatmap(
@@ -87,3 +87,41 @@ def test_get_sparsifier_specs():
 def test_top_fraction_needs_a_matrix():
     with pytest.raises(ValueError, match="TopFraction needs weights of shape"):
         TopFraction(0.5)(np.arange(4.0))
+
+
+_EXAMPLES = {"threshold": Threshold(0.3), "top_fraction": TopFraction(0.4), "dense": Dense()}
+
+
+@pytest.mark.parametrize("kind", sorted(SPARSIFIERS))
+def test_registry_round_trips_every_sparsifier(kind, rng):
+    # every registered class has an example here: adding one to the registry enrols it in this test
+    sp = _EXAMPLES[kind]
+    assert isinstance(sp, SPARSIFIERS[kind]) and sp.kind == kind
+    back = get_sparsifier(sp.to_dict())
+    assert back == sp
+    W = rng.standard_normal((2, 5, 3))
+    np.testing.assert_array_equal(back(W), sp(W))
+
+
+def test_registry_kinds_are_the_subclasses_keys():
+    assert all(issubclass(cls, Sparsifier) and cls.kind == kind for kind, cls in SPARSIFIERS.items())
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda W: W[:1], r"must return an array of the weights' shape \(4, 3\). Got shape \(1, 3\)"),
+        (lambda W: W.T, r"weights' shape \(4, 3\). Got shape \(3, 4\)"),
+        (lambda W: np.full_like(W, np.nan), "must return finite numbers. Got NaN or inf"),
+        (lambda W: np.where(W > 0, np.inf, W), "must return finite numbers"),
+        (lambda W: W.astype(str), "must return finite numbers. Got a <U"),
+    ],
+)
+def test_check_sparsifier_output_refuses_bad_user_output(bad, match, rng):
+    with pytest.raises(ValueError, match=match):
+        check_sparsifier_output(bad, rng.standard_normal((4, 3)))
+
+
+def test_check_sparsifier_output_passes_good_output_through(rng):
+    W = rng.standard_normal((4, 3))
+    np.testing.assert_array_equal(check_sparsifier_output(Threshold(0.5), W), Threshold(0.5)(W))

@@ -416,3 +416,15 @@ def test_zero_epochs_still_returns_exactly_sparse_w(rng):
     res = train_iht(rng.standard_normal((20, 6)), rng.standard_normal(20), W0, np.ones(3),
                     sparsifier=Threshold(0.5), epochs=0)
     np.testing.assert_array_equal(res.W, np.where(np.abs(W0) > 0.5, W0, 0.0))
+
+
+@pytest.mark.parametrize("epochs, pretrain", [(3, 1), (0, 0), (3, 5)])  # during training / final projection only
+@pytest.mark.parametrize(
+    "bad, match",
+    [(lambda W: W[:1], r"weights' shape \(6, 3\). Got shape \(1, 3\) instead \(model 0\)"),
+     (lambda W: W * np.nan, r"must return finite numbers. Got NaN or inf instead \(model 0\)")],
+)
+def test_user_sparsifier_bad_output_is_refused(tiny_problem, epochs, pretrain, bad, match):
+    p = tiny_problem
+    with pytest.raises(ValueError, match=match):
+        train_iht(p.X, p.y, p.W + 0.1, p.v, sparsifier=bad, epochs=epochs, pretrain_epochs=pretrain, random_state=0)

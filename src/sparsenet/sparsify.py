@@ -2,17 +2,34 @@
 
 A sparsifier is a callable ``W -> W`` on arrays of shape (..., n_features, n_hidden); leading axes
 are independent models (a batch), and each model is sparsified on its own d×k matrix.
+
+:data:`SPARSIFIERS` is the one registry: ``kind -> class``. Each class names its ``kind`` and its
+constructor parameters (``params``) and round-trips through ``to_dict()`` / :func:`get_sparsifier`,
+so the estimator's file format, the experiment methods and the TOML choices all read it; a new
+sparsifier is one class and one registry entry.
 """
 
 import numpy as np
 
 from ._validation import check_scalar
 
-__all__ = ["Sparsifier", "Threshold", "TopFraction", "Dense", "get_sparsifier"]
+__all__ = ["Sparsifier", "Threshold", "TopFraction", "Dense", "SPARSIFIERS", "get_sparsifier",
+           "check_sparsifier_output"]
 
 
 class Sparsifier:
-    """Base class: subclasses implement ``__call__(W) -> W`` without modifying W in place."""
+    """Base class: subclasses implement ``__call__(W) -> W`` without modifying W in place.
+
+    Subclasses set ``kind`` (their key in :data:`SPARSIFIERS`) and ``params`` (the names of their
+    constructor arguments, stored as attributes of the same names).
+    """
+
+    kind = None
+    params = ()
+
+    def to_dict(self):
+        """Plain-dict spec ``{"kind": ..., <param>: value}``, read back by :func:`get_sparsifier`."""
+        return {"kind": self.kind, **{name: float(getattr(self, name)) for name in self.params}}
 
     def __call__(self, W):  # pragma: no cover - interface
         raise NotImplementedError
@@ -37,6 +54,9 @@ class Threshold(Sparsifier):
         Threshold, ``t >= 0``; ``t = 0`` removes exact zeros only.
     """
 
+    kind = "threshold"
+    params = ("t",)
+
     def __init__(self, t):
         self.t = check_scalar(t, "t", low=0.0, owner="Threshold")
 
@@ -58,6 +78,9 @@ class TopFraction(Sparsifier):
     Selection uses ``np.argpartition`` on ``|W|`` (O(dk)); among entries tied at the cut-off
     magnitude an arbitrary subset is kept, so exactly ``round(p·d·k)`` entries survive.
     """
+
+    kind = "top_fraction"
+    params = ("p",)
 
     def __init__(self, p):
         self.p = check_scalar(p, "p", low=0.0, high=1.0, closed="right", owner="TopFraction")
@@ -86,43 +109,83 @@ class TopFraction(Sparsifier):
 class Dense(Sparsifier):
     """No sparsification (dense training); returns a copy."""
 
+    kind = "dense"
+
     def __call__(self, W):
         return np.array(W, copy=True)
 
 
+SPARSIFIERS = {cls.kind: cls for cls in (Threshold, TopFraction, Dense)}
+
+
 def get_sparsifier(spec):
-    """Resolve a sparsifier from an instance, None (dense) or a dict.
+    """Resolve a sparsifier from an instance, None (dense), a dict or a callable.
 
     Parameters
     ----------
-    spec : Sparsifier, None or dict
-        A dict has ``"kind"`` in {"threshold", "top_fraction", "dense"} and the parameter
-        (``"t"`` or ``"p"``), e.g. ``{"kind": "threshold", "t": 0.1}``.
+    spec : Sparsifier, None, dict or callable
+        A dict has ``"kind"`` in :data:`SPARSIFIERS` and that class's parameters, e.g.
+        ``{"kind": "threshold", "t": 0.1}`` (what ``Sparsifier.to_dict`` writes). A callable
+        ``W -> W`` is returned as given (its output is checked where it is used, see
+        :func:`check_sparsifier_output`).
 
     Returns
     -------
-    sparsifier : Sparsifier
+    sparsifier : Sparsifier or callable
     """
     if spec is None:
         return Dense()
     if isinstance(spec, Sparsifier):
         return spec
     if isinstance(spec, dict):
-        kinds = {"threshold": (Threshold, "t"), "top_fraction": (TopFraction, "p"), "dense": (Dense, None)}
         kind = spec.get("kind")
-        if kind not in kinds:
+        if kind not in SPARSIFIERS:
             raise ValueError(
-                f"The 'kind' of a sparsifier must be one of {sorted(kinds)}. Got {kind!r} instead."
+                f"The 'kind' of a sparsifier must be one of {sorted(SPARSIFIERS)}. Got {kind!r} instead."
             )
-        cls, arg = kinds[kind]
-        if arg is None:
-            return cls()
-        if arg not in spec:
-            raise ValueError(f"A '{kind}' sparsifier needs the parameter '{arg}'. Got {spec!r} instead.")
-        return cls(spec[arg])
+        cls = SPARSIFIERS[kind]
+        missing = [name for name in cls.params if name not in spec]
+        if missing:
+            raise ValueError(f"A '{kind}' sparsifier needs the parameter '{missing[0]}'. Got {spec!r} instead.")
+        return cls(*(spec[name] for name in cls.params))
     if callable(spec):
         return spec
     raise ValueError(
         "The 'sparsifier' parameter must be a Sparsifier (Threshold, TopFraction, Dense), None, "
         f"a dict or a callable W -> W. Got {spec!r} instead."
     )
+
+
+def check_sparsifier_output(sparsifier, W, *, model=None):
+    """Apply ``sparsifier`` to ``W`` and refuse an output that is not a finite array of W's shape.
+
+    A user callable returning a slice (``lambda W: W[:1]``) would otherwise be broadcast back into
+    W, and one returning NaN would silently give NaN weights.
+
+    Parameters
+    ----------
+    sparsifier : callable
+        ``W -> W``.
+    W : ndarray of shape (..., n_features, n_hidden)
+    model : int or None, default=None
+        Index of the model in a batch, named in the error.
+
+    Returns
+    -------
+    W_sparse : ndarray of W's shape
+
+    Raises
+    ------
+    ValueError
+        The output's shape differs from W's, or it holds NaN or infinite values.
+    """
+    out = np.asarray(sparsifier(W))
+    where = "" if model is None else f" (model {model})"
+    if out.shape != W.shape:
+        raise ValueError(f"The sparsifier {sparsifier!r} must return an array of the weights' shape {W.shape}. "
+                         f"Got shape {out.shape} instead{where}.")
+    if out.dtype.kind not in "biuf" or not np.isfinite(out).all():
+        raise ValueError(f"The sparsifier {sparsifier!r} must return finite numbers. Got "
+                         f"{'a ' + str(out.dtype) + ' array' if out.dtype.kind not in 'biuf' else 'NaN or inf'}"
+                         f" instead{where}.")
+    return out

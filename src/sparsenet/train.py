@@ -29,7 +29,7 @@ import numpy as np
 
 from ._validation import check_data, check_random_state, check_scalar, check_weights
 from .activations import ACTIVATIONS, get_activation
-from .sparsify import get_sparsifier
+from .sparsify import check_sparsifier_output, get_sparsifier
 
 __all__ = ["IHTResult", "train_iht", "train_iht_batched", "loss_and_grad", "full_batch_step"]
 
@@ -472,6 +472,276 @@ def _losses(X, y, W, v, data_index, act, chunk_size):
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# train_iht_batched = _validate (inputs -> _Inputs) -> _plan (which path, buffers) -> _run (epochs).
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """Validated arguments of :func:`train_iht_batched` (arrays owned by the call: W, v are updated)."""
+
+    X: np.ndarray  # (P, n, d)
+    y: np.ndarray  # (P, n)
+    W: np.ndarray  # (B, d, k), a copy trained in place
+    v: np.ndarray  # (B, k)
+    X_test: np.ndarray | None
+    y_test: np.ndarray | None
+    epochs: int
+    batch_size: int | None  # None: full batch
+    lr: np.ndarray  # (B,)
+    pre: np.ndarray  # (B,) pre-training epochs
+    tv: np.ndarray  # (B,) bool, train v
+    sparsifiers: tuple  # B callables
+    data_index: np.ndarray  # (B,)
+    mask: np.ndarray | None  # (B, d, k) in dtype
+    prox: object
+    act: object
+    group_of: np.ndarray  # (B,) order group of each model, numbered by first appearance
+    firsts: np.ndarray  # first model of each group
+    rngs: tuple  # one shuffling stream per group
+    has_groups: bool  # order_groups given
+    on_divergence: str
+    chunk_size: int | None
+    sparsify_last: bool
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the epochs run: ``path`` in {"full", "minibatch", "grouped"} and what that path needs."""
+
+    path: str
+    Xy: object = None  # (P·n, d+1) [X | y] or the pair (X, y) flattened over problems
+    buckets: tuple = ()  # grouped: (group ids, models group-major, U, G, grouped mask)
+    offsets: np.ndarray | None = None  # grouped: first row of each group's problem in Xy
+
+
+def _validate(X, y, W0, v0, *, sparsifiers, epochs, batch_size, learning_rate, pretrain_epochs, train_v,
+              activation, data_index, X_test, y_test, sparsify_last, mask, prox, dtype, random_states,
+              on_divergence, chunk_size, order_groups):
+    """Check every argument of :func:`train_iht_batched` once; return them normalized as :class:`_Inputs`."""
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"The 'dtype' parameter of train_iht must be numpy.float32 or numpy.float64. "
+                         f"Got {dtype!r} instead.")
+    X, y = check_data(X, y, dtype=dtype, allow_batch=True)
+    if X.ndim == 2:
+        X, y = X[None], y[None]
+    P, n, d = X.shape
+    W, v = check_weights(W0, v0, d, dtype=dtype, allow_batch=True)
+    if W.ndim == 2:
+        raise ValueError(f"Input 'W0' of train_iht_batched must be 3-D (n_models, n_features, n_hidden). "
+                         f"Got shape {W.shape} instead; use train_iht for one model.")
+    B, _, k = W.shape
+    owner = "train_iht"
+    epochs = check_scalar(epochs, "epochs", kind="int", low=0, owner=owner)
+    if batch_size is not None:
+        batch_size = check_scalar(batch_size, "batch_size", kind="int", low=1, owner=owner)
+        batch_size = min(batch_size, n)
+    lr = _per_model(learning_rate, B, "learning_rate")
+    if not np.all(np.isfinite(lr) & (lr > 0)):
+        raise ValueError(f"The 'learning_rate' parameter of {owner} must be a float in the range (0, inf). "
+                         f"Got {learning_rate!r} instead.")
+    pre = _per_model(pretrain_epochs, B, "pretrain_epochs", dtype=float)
+    if np.any(pre < 0) or np.any(pre != np.round(pre)):
+        raise ValueError(f"The 'pretrain_epochs' parameter of {owner} must be an int in the range [0, inf). "
+                         f"Got {pretrain_epochs!r} instead.")
+    tv = _per_model(train_v, B, "train_v", dtype=bool)
+    if on_divergence not in ("raise", "flag"):
+        raise ValueError(f"The 'on_divergence' parameter must be 'raise' or 'flag'. Got {on_divergence!r} instead.")
+    if isinstance(sparsifiers, (list, tuple)):
+        if len(sparsifiers) != B:
+            raise ValueError(f"The 'sparsifiers' parameter must hold one sparsifier per model ({B}). "
+                             f"Got {len(sparsifiers)} instead.")
+        sps = tuple(get_sparsifier(s) for s in sparsifiers)
+    else:
+        sps = (get_sparsifier(sparsifiers),) * B
+    raw_index = np.zeros(B, dtype=np.intp) if data_index is None else np.asarray(data_index)
+    if raw_index.dtype.kind not in "iu" or raw_index.shape != (B,) or raw_index.min(initial=0) < 0 \
+            or raw_index.max(initial=0) >= P:
+        raise ValueError(f"The 'data_index' parameter must have shape ({B},) with values in [0, {P - 1}]. "
+                         f"Got {data_index!r} instead.")
+    data_index = raw_index.astype(np.intp)
+    if (X_test is None) != (y_test is None):
+        raise ValueError("Give both 'X_test' and 'y_test' (a test set) or neither. "
+                         f"Got X_test={'None' if X_test is None else 'an array'} and "
+                         f"y_test={'None' if y_test is None else 'an array'}.")
+    if X_test is not None:
+        X_test, y_test = check_data(X_test, y_test, dtype=dtype, allow_batch=True)
+        if X_test.ndim == 2:
+            X_test, y_test = X_test[None], y_test[None]
+        if X_test.shape[0] != P or X_test.shape[2] != d:
+            raise ValueError(f"Input 'X_test' must have shape (n_test, {d}) or ({P}, n_test, {d}) to match X. "
+                             f"Got {X_test.shape} instead.")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape not in (W.shape, W.shape[1:]):
+            raise ValueError(f"The 'mask' parameter must have shape {W.shape[1:]} or {W.shape} (the weights'). "
+                             f"Got shape {mask.shape} instead.")
+        mask = np.broadcast_to(mask, W.shape).astype(dtype)
+        W *= mask
+    act = get_activation(activation)
+    if random_states is None:
+        random_states = [None] * B
+    if not isinstance(random_states, (list, tuple, np.ndarray)) or len(random_states) != B:
+        raise ValueError(f"The 'random_states' parameter must be a list of one seed or Generator per model "
+                         f"({B}). Got {random_states!r} instead.")
+    if order_groups is None:
+        group_of = np.arange(B)
+    else:
+        labels = np.asarray(order_groups)
+        if labels.shape != (B,):
+            raise ValueError(f"The 'order_groups' parameter must have shape ({B},) (one label per model). "
+                             f"Got shape {labels.shape} instead.")
+        _, first, group_of = np.unique(labels, return_index=True, return_inverse=True)
+        group_of = np.argsort(np.argsort(first))[group_of.ravel()]  # groups numbered by first appearance
+        if np.any(data_index != data_index[np.sort(first)][group_of]):
+            raise ValueError("Models sharing an order group must share 'data_index' (one data set per order).")
+    firsts = np.unique(group_of, return_index=True)[1]  # first model of each group
+    rngs = tuple(check_random_state(random_states[b]) for b in firsts)
+    return _Inputs(X=X, y=y, W=W, v=v, X_test=X_test, y_test=y_test, epochs=epochs, batch_size=batch_size, lr=lr,
+                   pre=pre, tv=tv, sparsifiers=sps, data_index=data_index, mask=mask, prox=prox, act=act,
+                   group_of=group_of, firsts=firsts, rngs=rngs, has_groups=order_groups is not None,
+                   on_divergence=on_divergence, chunk_size=chunk_size, sparsify_last=bool(sparsify_last))
+
+
+def _plan(inp):
+    """Choose the path (full batch, per-model minibatch, grouped minibatch) and build its data layout."""
+    if inp.batch_size is None:
+        return _Plan(path="full")
+    P, n, d = inp.X.shape
+    # Minibatch rows are gathered from one (P·n, d+1) array [X | y] with a single take per
+    # step; above _JOINT_BYTES (large X) X and y are gathered separately instead of copied.
+    if inp.X.nbytes <= _JOINT_BYTES:
+        Xy = np.concatenate([inp.X, inp.y[..., None]], axis=-1).reshape(P * n, d + 1)
+    else:
+        Xy = (inp.X.reshape(P * n, d), inp.y.reshape(P * n))
+    n_groups = len(inp.firsts)
+    sizes = np.bincount(inp.group_of, minlength=n_groups)
+    if not (inp.has_groups and inp.prox is None and sizes.max(initial=0) > 1):
+        return _Plan(path="minibatch", Xy=Xy)
+    # Grouped path: the models of each group size G form U groups × G models, group-major.
+    members = [np.flatnonzero(inp.group_of == g) for g in range(n_groups)]
+    buckets = []
+    for G in np.unique(sizes):
+        gids = np.flatnonzero(sizes == G)
+        perm = np.concatenate([members[g] for g in gids])
+        maskg = None if inp.mask is None else _to_grouped(inp.mask, perm, len(gids), int(G))
+        buckets.append((gids, perm, len(gids), int(G), maskg))
+    offsets = (inp.data_index[inp.firsts] * n)[:, None]
+    return _Plan(path="grouped", Xy=Xy, buckets=tuple(buckets), offsets=offsets)
+
+
+class _History:
+    """Per-epoch losses and counts of B models; owns divergence handling (raise, or flag and freeze)."""
+
+    def __init__(self, inp, step, v_step):
+        B, E = inp.W.shape[0], inp.epochs + 1
+        self.inp, self.step, self.v_step = inp, step, v_step
+        self.train = np.full((B, E), np.nan)
+        self.test = np.full((B, E), np.nan)
+        self.nnz = np.zeros((B, E), dtype=np.int64)
+        self.diverged = np.zeros(B, dtype=bool)
+
+    def record(self, e):
+        inp = self.inp
+        W, v = inp.W, inp.v
+        with np.errstate(all="ignore"):
+            self.train[:, e] = _losses(inp.X, inp.y, W, v, inp.data_index, inp.act, inp.chunk_size)
+            if inp.X_test is not None:
+                self.test[:, e] = _losses(inp.X_test, inp.y_test, W, v, inp.data_index, inp.act, inp.chunk_size)
+        self.nnz[:, e] = np.count_nonzero(W, axis=(1, 2))
+        bad = ~np.isfinite(self.train[:, e]) | (self.train[:, e] > _DIVERGED)
+        bad &= ~self.diverged
+        if bad.any():
+            b = int(np.flatnonzero(bad)[0])
+            if inp.on_divergence == "raise":
+                lr = inp.lr
+                raise ValueError(
+                    f"Training diverged at epoch {e} (train loss = {self.train[b, e]:.3g} for model {b}); "
+                    f"try a smaller learning_rate (got {lr[b]:g}), e.g. {lr[b] / 10:g}."
+                )
+            self.diverged[bad] = True
+            # Freeze diverged models at zero so they stop producing overflow; report them as NaN.
+            W[bad] = 0.0
+            v[bad] = 0.0
+            self.step[bad] = 0.0
+            self.v_step[bad] = 0.0
+
+    def as_dict(self):
+        return {"train_loss": self.train, "test_loss": self.test, "nnz": self.nnz}
+
+
+def _sparsify(inp, selected, diverged):
+    """Apply each selected model's sparsifier, refusing an output of the wrong shape or non-finite."""
+    W = inp.W
+    for b in np.flatnonzero(selected & ~diverged):
+        W[b] = check_sparsifier_output(inp.sparsifiers[b], W[b], model=b)
+
+
+def _full_batch_epoch(inp, step, v_step):
+    """One full-batch gradient step of every model on its own data set (in place)."""
+    W, v, mask = inp.W, inp.v, inp.mask
+    for p in np.unique(inp.data_index):
+        sel = np.flatnonzero(inp.data_index == p)
+        _, gW, gv = full_batch_step(inp.X[p], inp.y[p], W[sel], v[sel], inp.act, chunk_size=inp.chunk_size,
+                                    want_grad_v=bool(inp.tv[sel].any()))
+        W[sel] -= step[sel] * gW
+        if gv is not None:
+            v[sel] -= v_step[sel] * gv
+        if mask is not None:
+            W[sel] *= mask[sel]
+        if inp.prox is not None:
+            W[sel] = inp.prox(W[sel], step[sel])
+
+
+def _run(inp, plan):
+    """The epoch loop: sparsify (after pre-training), one epoch on the planned path, record."""
+    B, n = inp.W.shape[0], inp.X.shape[1]
+    P = inp.X.shape[0]
+    step = inp.lr.astype(inp.W.dtype)[:, None, None]
+    v_step = (inp.lr * inp.tv).astype(inp.W.dtype)[:, None]
+    hist = _History(inp, step, v_step)
+    fused = _fused(inp.act)
+    train_any_v = bool(inp.tv.any())
+    order = np.empty((B, n), dtype=np.intp) if plan.path == "minibatch" else None
+    gorder = np.empty((len(inp.rngs), n), dtype=np.intp) if plan.path == "grouped" else None
+    spaces = {}
+    with _one_blas_thread(_ONE_BLAS_THREAD and plan.path != "full" and inp.epochs > 0):
+        hist.record(0)
+        for e in range(inp.epochs):
+            _sparsify(inp, inp.pre <= e, hist.diverged)
+            with np.errstate(all="ignore"):
+                if plan.path == "full":
+                    _full_batch_epoch(inp, step, v_step)
+                else:
+                    c = step * (2.0 / inp.batch_size)
+                    vc = v_step * (2.0 / inp.batch_size)
+                    if plan.path == "grouped":
+                        for g, rng in enumerate(inp.rngs):  # one shuffling stream per group
+                            gorder[g] = rng.permutation(n)
+                        if P > 1:
+                            gorder += plan.offsets  # rows of the stacked (P·n, d+1) array
+                        for gids, perm, U, G, maskg in plan.buckets:
+                            _grouped_minibatch_epoch(plan.Xy, gorder[gids], inp.W, inp.v, c, vc, fused,
+                                                     inp.batch_size, maskg, perm, U, G, spaces, train_any_v)
+                    else:
+                        if not inp.has_groups:
+                            for b, rng in enumerate(inp.rngs):  # each model's own shuffling stream
+                                order[b] = rng.permutation(n)
+                        else:
+                            order[...] = np.stack([rng.permutation(n) for rng in inp.rngs])[inp.group_of]
+                        if P > 1:
+                            order += (inp.data_index * n)[:, None]  # rows of the stacked (P·n, d+1) array
+                        _minibatch_epoch(plan.Xy, order, inp.W, inp.v, c, vc, fused, inp.batch_size, inp.mask,
+                                         inp.prox, step, train_any_v)
+            hist.record(e + 1)
+    if inp.sparsify_last:  # also at epochs = 0: the returned W is always exactly sparse
+        _sparsify(inp, np.ones(B, dtype=bool), hist.diverged)
+        hist.nnz[:, -1] = np.count_nonzero(inp.W, axis=(1, 2))
+    inp.W[hist.diverged] = np.nan
+    inp.v[hist.diverged] = np.nan
+    return IHTResult(W=inp.W, v=inp.v, history=hist.as_dict(), n_iter_=inp.epochs, diverged=hist.diverged)
+
+
 def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, learning_rate=1e-3,
                       pretrain_epochs=5, train_v=False, activation="relu2", data_index=None, X_test=None,
                       y_test=None, sparsify_last=True, mask=None, prox=None, dtype=np.float64,
@@ -546,192 +816,19 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
     Step: W ← W − η ∇_W L on a minibatch, with ∇_W L = (2/m) Xᵀ[(ŷ − y) ⊙ φ'(XW) ⊙ vᵀ]; for B models
     both products are single batched ``matmul`` calls. Sparsifiers, divergence checks and the
     history run once per epoch, so their cost does not grow with the number of steps.
+
+    Structure: ``_validate`` (every check, once) -> ``_plan`` (full batch, per-model minibatch or
+    grouped minibatch, and the data layout of that path) -> ``_run`` (the epoch loop; one epoch is
+    ``_full_batch_epoch``, ``_minibatch_epoch`` or ``_grouped_minibatch_epoch``; ``_History``
+    records losses and handles divergence). A sparsifier's output is checked every time it is
+    applied: wrong shape or non-finite values raise ValueError.
     """
-    if np.dtype(dtype) not in (np.float32, np.float64):
-        raise ValueError(f"The 'dtype' parameter of train_iht must be numpy.float32 or numpy.float64. "
-                         f"Got {dtype!r} instead.")
-    X, y = check_data(X, y, dtype=dtype, allow_batch=True)
-    if X.ndim == 2:
-        X, y = X[None], y[None]
-    P, n, d = X.shape
-    W, v = check_weights(W0, v0, d, dtype=dtype, allow_batch=True)
-    if W.ndim == 2:
-        raise ValueError(f"Input 'W0' of train_iht_batched must be 3-D (n_models, n_features, n_hidden). "
-                         f"Got shape {W.shape} instead; use train_iht for one model.")
-    B, _, k = W.shape
-    owner = "train_iht"
-    epochs = check_scalar(epochs, "epochs", kind="int", low=0, owner=owner)
-    if batch_size is not None:
-        batch_size = check_scalar(batch_size, "batch_size", kind="int", low=1, owner=owner)
-        batch_size = min(batch_size, n)
-    lr = _per_model(learning_rate, B, "learning_rate")
-    if not np.all(np.isfinite(lr) & (lr > 0)):
-        raise ValueError(f"The 'learning_rate' parameter of {owner} must be a float in the range (0, inf). "
-                         f"Got {learning_rate!r} instead.")
-    pre = _per_model(pretrain_epochs, B, "pretrain_epochs", dtype=float)
-    if np.any(pre < 0) or np.any(pre != np.round(pre)):
-        raise ValueError(f"The 'pretrain_epochs' parameter of {owner} must be an int in the range [0, inf). "
-                         f"Got {pretrain_epochs!r} instead.")
-    tv = _per_model(train_v, B, "train_v", dtype=bool)
-    if on_divergence not in ("raise", "flag"):
-        raise ValueError(f"The 'on_divergence' parameter must be 'raise' or 'flag'. Got {on_divergence!r} instead.")
-    if isinstance(sparsifiers, (list, tuple)):
-        if len(sparsifiers) != B:
-            raise ValueError(f"The 'sparsifiers' parameter must hold one sparsifier per model ({B}). "
-                             f"Got {len(sparsifiers)} instead.")
-        sps = [get_sparsifier(s) for s in sparsifiers]
-    else:
-        sps = [get_sparsifier(sparsifiers)] * B
-    raw_index = np.zeros(B, dtype=np.intp) if data_index is None else np.asarray(data_index)
-    if raw_index.dtype.kind not in "iu" or raw_index.shape != (B,) or raw_index.min(initial=0) < 0 \
-            or raw_index.max(initial=0) >= P:
-        raise ValueError(f"The 'data_index' parameter must have shape ({B},) with values in [0, {P - 1}]. "
-                         f"Got {data_index!r} instead.")
-    data_index = raw_index.astype(np.intp)
-    if (X_test is None) != (y_test is None):
-        raise ValueError("Give both 'X_test' and 'y_test' (a test set) or neither. "
-                         f"Got X_test={'None' if X_test is None else 'an array'} and "
-                         f"y_test={'None' if y_test is None else 'an array'}.")
-    has_test = X_test is not None
-    if has_test:
-        X_test, y_test = check_data(X_test, y_test, dtype=dtype, allow_batch=True)
-        if X_test.ndim == 2:
-            X_test, y_test = X_test[None], y_test[None]
-        if X_test.shape[0] != P or X_test.shape[2] != d:
-            raise ValueError(f"Input 'X_test' must have shape (n_test, {d}) or ({P}, n_test, {d}) to match X. "
-                             f"Got {X_test.shape} instead.")
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape not in (W.shape, W.shape[1:]):
-            raise ValueError(f"The 'mask' parameter must have shape {W.shape[1:]} or {W.shape} (the weights'). "
-                             f"Got shape {mask.shape} instead.")
-        mask = np.broadcast_to(mask, W.shape).astype(dtype)
-        W *= mask
-    act = get_activation(activation)
-    if random_states is None:
-        random_states = [None] * B
-    if not isinstance(random_states, (list, tuple, np.ndarray)) or len(random_states) != B:
-        raise ValueError(f"The 'random_states' parameter must be a list of one seed or Generator per model "
-                         f"({B}). Got {random_states!r} instead.")
-    if order_groups is None:
-        group_of = np.arange(B)
-    else:
-        labels = np.asarray(order_groups)
-        if labels.shape != (B,):
-            raise ValueError(f"The 'order_groups' parameter must have shape ({B},) (one label per model). "
-                             f"Got shape {labels.shape} instead.")
-        _, first, group_of = np.unique(labels, return_index=True, return_inverse=True)
-        group_of = np.argsort(np.argsort(first))[group_of.ravel()]  # groups numbered by first appearance
-        if np.any(data_index != data_index[np.sort(first)][group_of]):
-            raise ValueError("Models sharing an order group must share 'data_index' (one data set per order).")
-    firsts = np.unique(group_of, return_index=True)[1]  # first model of each group
-    rngs = [check_random_state(random_states[b]) for b in firsts]
-    n_groups = len(firsts)
-
-    hist_train = np.full((B, epochs + 1), np.nan)
-    hist_test = np.full((B, epochs + 1), np.nan)
-    hist_nnz = np.zeros((B, epochs + 1), dtype=np.int64)
-    diverged = np.zeros(B, dtype=bool)
-    step = lr.astype(dtype)[:, None, None]
-    v_step = (lr * tv).astype(dtype)[:, None]
-
-    def record(e):
-        with np.errstate(all="ignore"):
-            hist_train[:, e] = _losses(X, y, W, v, data_index, act, chunk_size)
-            if has_test:
-                hist_test[:, e] = _losses(X_test, y_test, W, v, data_index, act, chunk_size)
-        hist_nnz[:, e] = np.count_nonzero(W, axis=(1, 2))
-        bad = ~np.isfinite(hist_train[:, e]) | (hist_train[:, e] > _DIVERGED)
-        bad &= ~diverged
-        if bad.any():
-            b = int(np.flatnonzero(bad)[0])
-            if on_divergence == "raise":
-                raise ValueError(
-                    f"Training diverged at epoch {e} (train loss = {hist_train[b, e]:.3g} for model {b}); "
-                    f"try a smaller learning_rate (got {lr[b]:g}), e.g. {lr[b] / 10:g}."
-                )
-            diverged[bad] = True
-            # Freeze diverged models at zero so they stop producing overflow; report them as NaN.
-            W[bad] = 0.0
-            v[bad] = 0.0
-            step[bad] = 0.0
-            v_step[bad] = 0.0
-
-    def sparsify(selected):
-        for b in np.flatnonzero(selected & ~diverged):
-            W[b] = sps[b](W[b])
-
-    full = batch_size is None
-    fused = _fused(act)
-    train_any_v = bool(tv.any())
-    if not full:
-        # Minibatch rows are gathered from one (P·n, d+1) array [X | y] with a single take per
-        # step; above _JOINT_BYTES (large X) X and y are gathered separately instead of copied.
-        if X.nbytes <= _JOINT_BYTES:
-            Xy = np.concatenate([X, y[..., None]], axis=-1).reshape(P * n, d + 1)
-        else:
-            Xy = (X.reshape(P * n, d), y.reshape(P * n))
-        order = np.empty((B, n), dtype=np.intp)  # minibatch rows of every model, reused each epoch
-        # Grouped path: the models of each group size G form U groups × G models, group-major.
-        sizes = np.bincount(group_of, minlength=n_groups)
-        grouped = order_groups is not None and prox is None and sizes.max(initial=0) > 1
-        if grouped:
-            gorder = np.empty((n_groups, n), dtype=np.intp)
-            members = [np.flatnonzero(group_of == g) for g in range(n_groups)]
-            buckets = []  # (group ids, models group-major, U, G)
-            for G in np.unique(sizes):
-                gids = np.flatnonzero(sizes == G)
-                perm = np.concatenate([members[g] for g in gids])
-                maskg = None if mask is None else _to_grouped(mask, perm, len(gids), int(G))
-                buckets.append((gids, perm, len(gids), int(G), maskg))
-            offsets = (data_index[firsts] * n)[:, None]
-            spaces = {}
-    with _one_blas_thread(_ONE_BLAS_THREAD and not full and epochs > 0):
-        record(0)
-        for e in range(epochs):
-            sparsify(pre <= e)
-            with np.errstate(all="ignore"):
-                if full:
-                    for p in np.unique(data_index):
-                        sel = np.flatnonzero(data_index == p)
-                        _, gW, gv = full_batch_step(X[p], y[p], W[sel], v[sel], act, chunk_size=chunk_size,
-                                                    want_grad_v=bool(tv[sel].any()))
-                        W[sel] -= step[sel] * gW
-                        if gv is not None:
-                            v[sel] -= v_step[sel] * gv
-                        if mask is not None:
-                            W[sel] *= mask[sel]
-                        if prox is not None:
-                            W[sel] = prox(W[sel], step[sel])
-                else:
-                    c = step * (2.0 / batch_size)
-                    vc = v_step * (2.0 / batch_size)
-                    if grouped:
-                        for g, rng in enumerate(rngs):  # one shuffling stream per group
-                            gorder[g] = rng.permutation(n)
-                        if P > 1:
-                            gorder += offsets  # rows of the stacked (P·n, d+1) array
-                        for gids, perm, U, G, maskg in buckets:
-                            _grouped_minibatch_epoch(Xy, gorder[gids], W, v, c, vc, fused, batch_size, maskg,
-                                                     perm, U, G, spaces, train_any_v)
-                    else:
-                        if order_groups is None:
-                            for b, rng in enumerate(rngs):  # each model's own shuffling stream
-                                order[b] = rng.permutation(n)
-                        else:
-                            gorder = np.stack([rng.permutation(n) for rng in rngs])
-                            order[...] = gorder[group_of]
-                        if P > 1:
-                            order += (data_index * n)[:, None]  # rows of the stacked (P·n, d+1) array
-                        _minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, mask, prox, step, train_any_v)
-            record(e + 1)
-    if sparsify_last:  # also at epochs = 0: the returned W is always exactly sparse
-        sparsify(np.ones(B, dtype=bool))
-        hist_nnz[:, -1] = np.count_nonzero(W, axis=(1, 2))
-    W[diverged] = np.nan
-    v[diverged] = np.nan
-    history = {"train_loss": hist_train, "test_loss": hist_test, "nnz": hist_nnz}
-    return IHTResult(W=W, v=v, history=history, n_iter_=epochs, diverged=diverged)
+    inp = _validate(X, y, W0, v0, sparsifiers=sparsifiers, epochs=epochs, batch_size=batch_size,
+                    learning_rate=learning_rate, pretrain_epochs=pretrain_epochs, train_v=train_v,
+                    activation=activation, data_index=data_index, X_test=X_test, y_test=y_test,
+                    sparsify_last=sparsify_last, mask=mask, prox=prox, dtype=dtype, random_states=random_states,
+                    on_divergence=on_divergence, chunk_size=chunk_size, order_groups=order_groups)
+    return _run(inp, _plan(inp))
 
 
 def train_iht(X, y, W0, v0, *, sparsifier, epochs=25, batch_size=20, learning_rate=1e-3, pretrain_epochs=5,
