@@ -9,6 +9,7 @@ from .data import PlantedProblem, make_planted
 from .estimator import SparseNetRegressor
 from .initializers import random_init
 from .metrics import align, evaluate, recovery_error, support_confusion, test_mse
+from .recover import RecoverResult, recover
 from .sparsify import Dense, Sparsifier, Threshold, TopFraction, get_sparsifier
 from .train import IHTResult, train_iht, train_iht_batched
 
@@ -22,6 +23,7 @@ __all__ = [
     "Dense",
     "IHTResult",
     "PlantedProblem",
+    "RecoverResult",
     "SparseNetRegressor",
     "Sparsifier",
     "Threshold",
@@ -32,6 +34,7 @@ __all__ = [
     "get_sparsifier",
     "make_planted",
     "random_init",
+    "recover",
     "recovery_error",
     "support_confusion",
     "tensor_init",
