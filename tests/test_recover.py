@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+
+import sparsenet
+from sparsenet.data import make_planted
+from sparsenet.metrics import align, recovery_error
+from sparsenet.recover import recover, search_signs
+from sparsenet.sparsify import Threshold
+from sparsenet.tensor_init import tensor_init
+
+
+@pytest.fixture(scope="module")
+def population():
+    """Population-size data (n = 20 000 for d = 8, k = 4): the loss ranks sign patterns reliably."""
+    return make_planted(20000, 8, 4, thresh_gt=0.15, random_state=7)
+
+
+@pytest.mark.parametrize("strategy", ["exhaustive", "greedy"])
+def test_sign_search_finds_the_planted_signs(population, strategy):
+    p = population
+    W0, v0 = tensor_init(p.X, p.y, 4, random_state=0)
+    v_bad = -v0  # start the greedy search from the wrong signs on purpose
+    v, W, losses = search_signs(p.X, p.y, W0, v_bad, strategy=strategy)
+    al = align(W, v, p.W, p.v, activation="relu2")
+    assert al.sign_consistent  # the multiset of chosen signs is the planted one
+    assert np.all(np.abs(v) == 1)
+    assert min(losses.values()) == losses[tuple(v)]
+    if strategy == "exhaustive":
+        assert len(losses) == 2 ** 4
+    else:
+        assert len(losses) < 2 ** 4
+
+
+def test_recover_exact_on_a_small_planted_problem():
+    p = make_planted(400, 10, 3, thresh_gt=0.15, random_state=11)
+    res = recover(p.X, p.y, 3, sparsifier=Threshold(0.075), random_state=0)
+    err = recovery_error(res.W, res.v, p.W, p.v, activation="relu2")
+    assert err < 1e-6, f"recovery error {err:.3g} (loss {res.loss:.3g}, {res.n_starts} starts)"
+    assert res.solver == "grasp" and res.n_starts >= 1
+    assert set(res.history) >= {"loss", "nnz", "n_iter", "stop_reason", "sign_losses", "start_losses"}
+    assert len(res.history["start_losses"]) == res.n_starts
+
+
+def test_recover_same_seed_bit_identical():
+    p = make_planted(300, 8, 3, thresh_gt=0.15, noise_sd=0.1, random_state=5)
+    a = recover(p.X, p.y, 3, sparsifier=Threshold(0.075), solver="htp", max_starts=2, random_state=3)
+    b = recover(p.X, p.y, 3, sparsifier=Threshold(0.075), solver="htp", max_starts=2, random_state=3)
+    np.testing.assert_array_equal(a.W, b.W)
+    np.testing.assert_array_equal(a.v, b.v)
+    assert a.n_starts == 2  # noisy data never reach restart_tol: every start runs, the best is kept
+    assert a.loss == min(a.history["start_losses"])
+
+
+@pytest.mark.parametrize("solver", ["sgd_iht", "niht", "htp", "grasp"])
+def test_recover_runs_every_solver(solver):
+    p = make_planted(300, 6, 2, thresh_gt=0.15, random_state=2)
+    res = recover(p.X, p.y, 2, sparsifier=Threshold(0.075), solver=solver, max_starts=1, random_state=0)
+    assert res.solver == solver and res.W.shape == (6, 2) and np.all(np.isfinite(res.W))
+    assert np.all(np.abs(res.W[res.W != 0]) > 0.075)
+
+
+def test_public_name():
+    assert sparsenet.recover is recover and "recover" in sparsenet.__all__
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"k": 0}, r"'k' parameter of recover must be an int in the range \[1, inf\). Got 0"),
+        ({"solver": "adam"}, "'solver' parameter must be one of"),
+        ({"signs": "random"}, "'signs' parameter of recover must be 'auto', 'exhaustive', 'greedy' or 'init'"),
+        ({"max_starts": 0}, "'max_starts' parameter of recover"),
+        ({"train_v": "yes"}, "'train_v' parameter of recover must be a bool"),
+        ({"sparsifier": lambda W: W * np.nan}, "must return finite numbers"),
+    ],
+)
+def test_recover_bad_input(kwargs, match):
+    p = make_planted(200, 5, 2, thresh_gt=0.15, random_state=0)
+    kw = {"k": 2, "sparsifier": Threshold(0.075), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        recover(p.X, p.y, kw.pop("k"), max_starts=kw.pop("max_starts", 1), **kw)
+
+
+def test_search_signs_bad_strategy(population):
+    with pytest.raises(ValueError, match="'strategy' parameter of search_signs"):
+        search_signs(population.X[:50], population.y[:50], population.W, population.v, strategy="all")

@@ -1,0 +1,149 @@
+import numpy as np
+import pytest
+from scipy.optimize import least_squares
+
+from sparsenet.activations import ACTIVATIONS
+from sparsenet.data import make_planted
+from sparsenet.metrics import recovery_error
+from sparsenet.solvers import HTP, NIHT, SOLVERS, GraSP, NetLeastSquares, SGDIHT, get_solver
+from sparsenet.sparsify import Dense, Threshold, TopFraction
+from sparsenet.train import train_iht
+
+
+def _datafit(rng, n=40, d=4, k=3, activation="tanh", **terms):
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    return NetLeastSquares(X, y, k, activation, **terms)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("terms", [{}, {"hidden_bias": True, "skip": True, "intercept": True}])
+def test_gradient_and_jacobian_match_finite_differences(name, terms, rng):
+    df = _datafit(rng, activation=name, **terms)
+    theta = rng.standard_normal(df.size) * 0.7
+    f, g = df.value_grad(theta)
+    J = df.jacobian(theta, np.arange(df.size))
+    h = 1e-6
+    fd_g, fd_J = np.empty(df.size), np.empty((df.n, df.size))
+    for i in range(df.size):
+        e = np.zeros(df.size)
+        e[i] = h
+        fd_g[i] = (df.value(theta + e) - df.value(theta - e)) / (2 * h)
+        fd_J[:, i] = (df.residual(theta + e) - df.residual(theta - e)) / (2 * h)
+    np.testing.assert_allclose(g, fd_g, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(J, fd_J, rtol=1e-5, atol=1e-6)
+    direction = rng.standard_normal(df.size)
+    np.testing.assert_allclose(df.jvp(theta, direction), J @ direction, rtol=1e-10, atol=1e-10)
+    assert f == pytest.approx(np.mean(df.residual(theta) ** 2), rel=1e-12)
+    sub = np.array([0, df.size - 1, 2])
+    np.testing.assert_array_equal(df.jacobian(theta, sub), J[:, sub])
+
+
+def test_pack_unpack_round_trip(rng):
+    df = _datafit(rng, hidden_bias=True, skip=True, intercept=True)
+    params = {"W": rng.standard_normal((4, 3)), "v": rng.standard_normal(3), "b": rng.standard_normal(3),
+              "u": rng.standard_normal(4), "c": 1.5}
+    back = df.unpack(df.pack(params))
+    for key, val in params.items():
+        np.testing.assert_array_equal(back[key], val)
+    assert df.size == 12 + 3 + 3 + 4 + 1
+
+
+def test_niht_first_step_is_the_normalized_formula(rng):
+    df = _datafit(rng, n=60, d=5, k=2, activation="relu2")
+    W = rng.standard_normal((5, 2))
+    v = np.array([1.0, -1.0])
+    sp = Threshold(0.3)
+    res = NIHT(max_iter=1).solve(df, sp, {"W": W, "v": v})
+    theta = df.pack({"W": sp(W), "v": v})
+    f, g = df.value_grad(theta)
+    g[df.indices("v")] = 0.0  # v is not trained
+    gS = np.where(theta != 0, g, 0.0)
+    Jg = df.jacobian(theta, np.arange(df.size)) @ gS
+    mu = df.n * (gS @ gS) / (2 * Jg @ Jg)
+    expected = sp((theta - mu * g)[df.indices("W")].reshape(5, 2))
+    assert df.value(df.pack({"W": expected, "v": v})) <= f  # the formula's step is accepted without halving
+    np.testing.assert_allclose(res.W, expected, rtol=1e-12, atol=1e-14)
+    assert res.n_iter == 1 and len(res.history["loss"]) == 2 and res.stop_reason == "max_iter"
+
+
+@pytest.mark.parametrize("fit", ["gauss_newton", "lbfgs"])
+def test_htp_fit_is_the_least_squares_optimum_on_its_support(fit, rng):
+    p = make_planted(300, 6, 2, thresh_gt=0.2, noise_sd=0.3, random_state=1)
+    df = NetLeastSquares(p.X, p.y, 2, "relu2")
+    W0 = p.W + 0.05 * rng.standard_normal(p.W.shape)
+    res = HTP(fit=fit, fit_max_iter=500).solve(df, Threshold(0.1), {"W": W0, "v": p.v})
+    support = np.flatnonzero(res.W.ravel() != 0)
+    # independent oracle: scipy's MINPACK Levenberg–Marquardt on the same support from the same point
+    theta = df.pack({"W": res.W, "v": res.v})
+
+    def resid(x):
+        t = theta.copy()
+        t[support] = x
+        return df.residual(t)
+
+    ref = least_squares(resid, theta[support] + 1e-3, method="lm", xtol=1e-15, ftol=1e-15, gtol=1e-15)
+    assert res.loss <= np.mean(ref.fun ** 2) * (1 + 1e-6)
+    g = df.value_grad(theta)[1][support]
+    assert np.linalg.norm(g) < 1e-5 * max(res.loss, 1.0), np.linalg.norm(g)
+    assert res.stop_reason in ("support_stable", "loss_plateau", "zero_loss")
+
+
+@pytest.mark.parametrize("name", ["niht", "htp", "grasp"])
+def test_full_batch_solvers_recover_near_truth(name):
+    p = make_planted(1500, 8, 3, thresh_gt=0.15, random_state=3)
+    df = NetLeastSquares(p.X, p.y, 3, "relu2")
+    W0 = p.W + 0.03 * np.random.default_rng(0).standard_normal(p.W.shape)  # start near the truth
+    res = get_solver(name).solve(df, Threshold(0.075), {"W": W0, "v": p.v})
+    err = np.linalg.norm(res.W - p.W) / np.linalg.norm(p.W)
+    assert err < 1e-4, f"{name}: relative error {err:.3g}, stop {res.stop_reason} after {res.n_iter}"
+    assert np.array_equal(res.W != 0, p.W != 0)
+    assert np.all(np.diff(res.history["loss"]) <= 1e-12)  # the loss never increases between iterations
+    assert len(res.history["loss"]) == res.n_iter + 1
+
+
+def test_grasp_finds_support_missed_by_the_start():
+    p = make_planted(1500, 8, 3, thresh_gt=0.15, random_state=3)
+    df = NetLeastSquares(p.X, p.y, 3, "relu2")
+    W0 = p.W.copy()
+    i, j = np.argwhere(p.W != 0)[0]
+    W0[i, j] = 0.0  # a true entry outside the starting support
+    res = GraSP().solve(df, TopFraction(np.count_nonzero(p.W) / p.W.size), {"W": W0, "v": p.v})
+    assert recovery_error(res.W, res.v, p.W, p.v, activation="relu2") < 1e-8  # hidden units may swap
+
+
+def test_train_v_fits_v_and_fixed_v_stays(rng):
+    p = make_planted(400, 5, 2, thresh_gt=0.15, random_state=2)
+    df = NetLeastSquares(p.X, p.y, 2, "relu2")
+    v0 = p.v * 1.3
+    held = HTP().solve(df, Dense(), {"W": p.W, "v": v0})
+    np.testing.assert_array_equal(held.v, v0)
+    trained = HTP().solve(df, Dense(), {"W": p.W, "v": v0}, train=("W", "v"))
+    assert not np.array_equal(trained.v, v0) and trained.loss < 1e-12
+
+
+def test_sgd_iht_solver_is_train_iht(tiny_problem):
+    p = tiny_problem
+    df = NetLeastSquares(p.X, p.y, 3, "relu2")
+    res = SGDIHT(epochs=3, random_state=4).solve(df, Threshold(0.1), {"W": p.W + 0.1, "v": p.v})
+    ref = train_iht(p.X, p.y, p.W + 0.1, p.v, sparsifier=Threshold(0.1), epochs=3, random_state=4)
+    np.testing.assert_array_equal(res.W, ref.W)
+    assert res.n_iter == 3 and res.stop_reason == "max_iter"
+
+
+def test_solver_registry_and_bad_input(rng):
+    assert set(SOLVERS) == {"sgd_iht", "niht", "htp", "grasp"}
+    df = _datafit(rng)
+    start = {"W": np.ones((4, 3)), "v": np.ones(3)}
+    with pytest.raises(ValueError, match=r"'solver' parameter must be one of \['grasp', 'htp', 'niht', 'sgd_iht'\]"):
+        get_solver("lbfgs")
+    with pytest.raises(ValueError, match="'fit' parameter of HTP must be 'gauss_newton' or 'lbfgs'. Got 'cg'"):
+        HTP(fit="cg").solve(df, None, start)
+    with pytest.raises(ValueError, match=r"'max_iter' parameter of NIHT must be an int in the range \[0, inf\)"):
+        NIHT(max_iter=-1).solve(df, None, start)
+    with pytest.raises(ValueError, match="'train' parameter of GraSP must contain 'W' and only blocks"):
+        GraSP().solve(df, None, start, train=("W", "b"))
+    with pytest.raises(ValueError, match="SGDIHT trains the plain network only"):
+        SGDIHT().solve(_datafit(rng, skip=True), None, start)
+    with pytest.raises(ValueError, match="must return an array of the weights' shape"):
+        HTP().solve(df, lambda W: W[:1], start)
