@@ -6,7 +6,7 @@ Tensor-method initialization (Zhong et al., 2017) followed by iterative hard thr
 
 from .activations import ACTIVATIONS, Activation, get_activation
 from .data import PlantedProblem, make_planted
-from .estimator import SparseNetRegressor
+from .estimator import SparseNetClassifier, SparseNetRegressor, SparseNetRegressorCV
 from .initializers import random_init
 from .metrics import align, evaluate, recovery_error, support_confusion, test_mse
 from .recover import RecoverResult, recover
@@ -24,7 +24,9 @@ __all__ = [
     "IHTResult",
     "PlantedProblem",
     "RecoverResult",
+    "SparseNetClassifier",
     "SparseNetRegressor",
+    "SparseNetRegressorCV",
     "Sparsifier",
     "Threshold",
     "TopFraction",
