@@ -12,7 +12,6 @@ import time
 import warnings
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from ._validation import check_data, check_random_state, check_scalar
 from .activations import Activation, get_activation
@@ -368,8 +367,16 @@ def _sym4(U, c):
     return np.einsum("ai,bi,ci,di,i->abcd", U, U, U, U, c)
 
 
-def _lm4(T, U0, c0, max_nfev=_MAX_LM_NFEV):
-    """Levenberg–Marquardt on the k^4 residuals of T − Σ_i c_i u_i^{⊗4} (analytic Jacobian)."""
+def _lm4(T, U0, c0, max_nfev=_MAX_LM_NFEV, ftol=1.49012e-8, xtol=1.49012e-8):
+    """Levenberg–Marquardt on the k^4 residuals of T − Σ_i c_i u_i^{⊗4} (analytic Jacobian).
+
+    A plain numpy LM (Marquardt's diagonal scaling, Nielsen's damping update), not MINPACK:
+    scipy's ``least_squares(method="lm")`` returned different bits for the same inputs
+    depending on the state of the heap (issue 13), which broke same seed -> same result.
+    Every operation here is a fixed sequence of numpy/LAPACK calls on the same inputs, so the
+    result depends on the arguments only. At most ``max_nfev`` residual evaluations; stops when
+    the relative decrease of the cost or the relative step falls below ``ftol`` / ``xtol``.
+    """
     k = T.shape[0]
     eye = np.eye(k)
 
@@ -389,12 +396,43 @@ def _lm4(T, U0, c0, max_nfev=_MAX_LM_NFEV):
         jc = np.einsum("ai,bcdi->abcdi", U, outer3)
         return np.concatenate([jU.reshape(k**4, k * k), jc.reshape(k**4, k)], axis=1)
 
-    x0 = np.concatenate([U0.ravel(), c0])
-    try:
-        sol = least_squares(fun, x0, jac=jac, method="lm", max_nfev=max_nfev)
-        x = sol.x
-    except (ValueError, np.linalg.LinAlgError):
-        x = x0
+    x = np.concatenate([U0.ravel(), c0])
+    r = fun(x)
+    cost = float(r @ r)
+    nfev, damping, nu = 1, None, 2.0
+    while nfev < max_nfev and np.isfinite(cost) and cost > 0:
+        J = jac(x)
+        H = J.T @ J
+        g = J.T @ r
+        scale = np.maximum(np.diag(H), 1e-12 * max(float(np.max(np.diag(H))), 1e-300))
+        if damping is None:
+            damping = 1e-3
+        accepted = False
+        while nfev < max_nfev:
+            try:
+                step = np.linalg.solve(H + damping * np.diag(scale), -g)
+            except np.linalg.LinAlgError:
+                damping *= nu
+                nu *= 2.0
+                continue
+            x_new = x + step
+            r_new = fun(x_new)
+            nfev += 1
+            cost_new = float(r_new @ r_new)
+            predicted = float(-(step @ g) - step @ H @ step / 2.0) * 2.0  # model decrease of ||r||²
+            if np.isfinite(cost_new) and cost_new < cost:
+                rho = (cost - cost_new) / predicted if predicted > 0 else 0.0
+                damping *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+                nu = 2.0
+                small_step = np.linalg.norm(step) <= xtol * (np.linalg.norm(x) + xtol)
+                small_decrease = (cost - cost_new) <= ftol * cost
+                x, r, cost = x_new, r_new, cost_new
+                accepted = True
+                break
+            damping *= nu
+            nu *= 2.0
+        if not accepted or small_step or small_decrease:
+            break
     U, _ = unpack(x)
     return _normalize_columns(U)
 
