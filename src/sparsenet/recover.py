@@ -55,7 +55,8 @@ def _dense_fit(datafit, W, v, fit_iter):
     return datafit.unpack(theta)["W"].copy(), datafit.value(theta)
 
 
-def search_signs(X, y, W0, v0, *, activation="relu2", strategy="auto", fit_iter=5, max_exhaustive=8):
+def search_signs(X, y, W0, v0, *, activation="relu2", strategy="auto", fit_iter=5, max_exhaustive=8,
+                 max_samples=1000, random_state=None):
     """Choose the output signs v ∈ {±1}^k by the training loss after a short dense fit.
 
     Parameters
@@ -75,13 +76,18 @@ def search_signs(X, y, W0, v0, *, activation="relu2", strategy="auto", fit_iter=
         Levenberg–Marquardt iterations of each dense fit (W only, v held at the pattern).
     max_exhaustive : int, default=8
         Largest k searched exhaustively under ``"auto"``.
+    max_samples : int or None, default=1000
+        Patterns are scored on a random subset of at most this many rows (None: all rows); the
+        ranking needs far fewer rows than the final fit, and each fit costs O(rows·(dk)²).
+    random_state : None, int or numpy.random.Generator, default=None
+        Draws that subset.
 
     Returns
     -------
     v : ndarray of shape (n_hidden,)
         The best pattern (entries ±1).
     W : ndarray of shape (n_features, n_hidden)
-        The dense fit of W under it.
+        The dense fit of W under it (on the scoring rows).
     losses : dict
         Pattern (tuple of ±1) -> loss after its fit, for every pattern scored.
     """
@@ -91,6 +97,11 @@ def search_signs(X, y, W0, v0, *, activation="relu2", strategy="auto", fit_iter=
         raise ValueError(f"The 'strategy' parameter of search_signs must be 'auto', 'exhaustive' or 'greedy'. "
                          f"Got {strategy!r} instead.")
     check_scalar(fit_iter, "fit_iter", kind="int", low=1, owner="search_signs")
+    if max_samples is not None:
+        max_samples = check_scalar(max_samples, "max_samples", kind="int", low=1, owner="search_signs")
+        if len(y) > max_samples:
+            rows = np.sort(check_random_state(random_state).choice(len(y), max_samples, replace=False))
+            X, y = X[rows], y[rows]
     datafit = NetLeastSquares(X, y, k, activation)
     scored = {}
 
@@ -220,7 +231,7 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
             if name != "sgd_iht":
                 W, _ = _dense_fit(datafit, W0, v, 5)
         else:
-            v, W, sign_losses = search_signs(X, y, W0, v0, activation=activation, strategy=signs)
+            v, W, sign_losses = search_signs(X, y, W0, v0, activation=activation, strategy=signs, random_state=rng)
         if name == "sgd_iht":
             W = W0 if signs == "init" else W  # the report's method starts from the init (or the sign fit)
         res = sol.solve(datafit, sparsifier, {"W": W, "v": v}, train=("W", "v") if train_v else ("W",))

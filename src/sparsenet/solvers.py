@@ -145,27 +145,34 @@ class NetLeastSquares:
         return float(r @ r) / self.n, g
 
     def jacobian(self, theta, free):
-        """Columns ``free`` of J = ∂ŷ/∂θ (n, len(free)), built without the full n × size matrix."""
+        """Columns ``free`` of J = ∂ŷ/∂θ (n, len(free)), built without the full n × size matrix.
+
+        Built as Jᵀ (rows gathered from the contiguous rows of Xᵀ and ∂ŷ/∂Zᵀ) and returned as its
+        transposed view: a column gather from a C-ordered X measured 15× slower.
+        """
         p = self.unpack(theta)
         Z, A, _ = self._forward(p)
-        D = self.act.derivative(Z) * p["v"]  # ∂ŷ/∂Z (n, k)
-        J = np.empty((self.n, len(free)))
+        DT = (self.act.derivative(Z) * p["v"]).T  # ∂ŷ/∂Z, transposed (k, n)
+        if not hasattr(self, "_XT"):
+            self._XT = np.ascontiguousarray(self.X.T)
+        XT = self._XT
+        JT = np.empty((len(free), self.n))
         for name, (sl, _) in self.blocks.items():
             sel = (free >= sl.start) & (free < sl.stop)
             if not sel.any():
                 continue
             local = free[sel] - sl.start
             if name == "W":
-                J[:, sel] = self.X[:, local // self.k] * D[:, local % self.k]
+                JT[sel] = XT[local // self.k] * DT[local % self.k]
             elif name == "v":
-                J[:, sel] = A[:, local]
+                JT[sel] = A.T[local]
             elif name == "b":
-                J[:, sel] = D[:, local]
+                JT[sel] = DT[local]
             elif name == "u":
-                J[:, sel] = self.X[:, local]
+                JT[sel] = XT[local]
             else:
-                J[:, sel] = 1.0
-        return J
+                JT[sel] = 1.0
+        return JT.T
 
     def jvp(self, theta, direction):
         """J·direction (n,): the change of ŷ along ``direction`` (for the NIHT step length)."""
@@ -283,9 +290,9 @@ def _levenberg_marquardt(datafit, theta, free, max_iter, tol=1e-12):
     for _ in range(max_iter):
         if f <= tiny:
             break
-        J = datafit.jacobian(theta, free)
-        H = J.T @ J
-        g = J.T @ r
+        JT = datafit.jacobian(theta, free).T  # (|free|, n), C-contiguous
+        H = JT @ JT.T
+        g = JT @ r
         diag = np.diag(H).copy()
         diag[diag <= 0] = 1.0
         while lam <= 1e10:

@@ -216,7 +216,7 @@ def _plain(value):
 def _load_optional_methods():
     import importlib
 
-    for name in ("sparsenet.experiments.baseline_methods",):
+    for name in ("sparsenet.experiments.baseline_methods", "sparsenet.experiments.solver_methods"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:

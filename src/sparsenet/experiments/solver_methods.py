@@ -1,0 +1,85 @@
+"""Registry entries of the full-batch solvers (issue 12), added to :data:`sparsenet.experiments.methods.METHODS`.
+
+=============  ==============================================================================================
+name           what a run does
+=============  ==============================================================================================
+``recover``    :func:`sparsenet.recover` on the training data: tensor init, output signs searched from the
+               data, restarts, then the ``solver`` field's solver (``"grasp"``, ``"htp"``, ``"niht"``,
+               ``"sgd_iht"`` or ``"auto"``) under the run's sparsifier
+=============  ==============================================================================================
+
+Blind by construction: only X, y and the hyperparameters reach :func:`sparsenet.recover`, under every
+protocol. As the multi-stage baselines, the whole fit runs in ``ModelSpec.finish`` (the runner's batched
+stage runs 0 epochs); its measured time is stored as the ``wall_time`` metric, and the solver's
+iterations and stop reason as ``solver_iterations`` / ``solver_starts`` metrics. The stored
+``init_recovery_error`` is that of the run's cached tensor initialization (the first start of
+``recover`` draws its own).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from sparsenet.experiments.config import Param
+from sparsenet.experiments.baseline_methods import _TARGET_FIELD, _apply_target
+from sparsenet.experiments.methods import METHODS, Method, ModelSpec, _sparsifier
+
+__all__ = ["SOLVER_METHODS"]
+
+_FIELDS = {
+    "solver": Param("choice", choices=("auto", "grasp", "htp", "niht", "sgd_iht"), default="auto"),
+    "signs": Param("choice", choices=("auto", "exhaustive", "greedy", "init"), default="auto"),
+    "sparsifier": Param("choice", choices=("threshold", "top_fraction", "dense"), default="threshold"),
+    "max_starts": Param("int", 1, 100, default=3),
+    **_TARGET_FIELD,  # target = "p_gt": TopFraction keeps the planted sparsity LEVEL (never its support)
+}
+
+
+def _resolve(setting, fields):
+    params = _apply_target({**setting, **fields}, setting)
+    kind = params["sparsifier"]
+    if kind != "threshold":
+        params.pop("thresh_train", None)
+    if kind != "top_fraction":
+        params.pop("p_train", None)
+        params.pop("target", None)
+    if params["solver"] != "sgd_iht":  # the full-batch solvers have no epoch budget or step size
+        for key in ("pretrain_epochs", "learning_rate"):
+            params.pop(key, None)
+    params["method_epochs"] = params["epochs"] if params["solver"] == "sgd_iht" else 0
+    params["epochs"] = 0  # the runner's batched stage is skipped; recover runs in finish
+    return params
+
+
+def _build(params, ctx):
+    from sparsenet.recover import recover
+    from sparsenet.solvers import SGDIHT
+
+    W0, v0 = ctx.init("tensor")
+    sp = _sparsifier(params["sparsifier"], params)
+    solver = params["solver"]
+    if solver == "sgd_iht":
+        solver = SGDIHT(epochs=params["method_epochs"], learning_rate=params["learning_rate"],
+                        pretrain_epochs=params["pretrain_epochs"],
+                        batch_size=None if params["batch_size"] == "full" else params["batch_size"])
+
+    def finish(W, v, history):
+        t0 = time.perf_counter()
+        p = ctx.problem
+        res = recover(p.X, p.y, p.W.shape[1], sparsifier=sp, activation=p.activation, solver=solver,
+                      signs=params["signs"], max_starts=params["max_starts"],
+                      random_state=np.random.default_rng([ctx.seed, 200]))
+        ctx.warnings += [f"recover: {w}" for w in res.warnings]
+        extra = {"wall_time": time.perf_counter() - t0, "solver_iterations": int(res.history["n_iter"]),
+                 "solver_starts": int(res.n_starts)}
+        return res.W, res.v, {"train_loss": res.history["loss"], "nnz": res.history["nnz"]}, extra
+
+    return ModelSpec(W0=W0, v0=v0, sparsifier=None, pretrain_epochs=0, learning_rate=1e-3, train_v=False,
+                     batch_key=("staged",), finish=finish)
+
+
+SOLVER_METHODS = {"recover": Method(fields=_FIELDS, resolve=_resolve, build=_build)}
+
+METHODS.update(SOLVER_METHODS)
