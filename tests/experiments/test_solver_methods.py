@@ -89,3 +89,34 @@ def test_recover_method_runs_and_equals_the_function(tiny, tmp_path):
                   random_state=np.random.default_rng([one["seed"], 200]))
     assert one["metrics"]["recovery_error"] == pytest.approx(
         recovery_error(res.W, res.v, prob.W, prob.v, activation="relu2"), rel=1e-9, abs=1e-15)
+
+
+def test_wilson_bounds_match_scipy():
+    from scipy.stats import binomtest
+
+    from sparsenet.experiments.plot_contours import wilson_bounds
+
+    for k, n in [(0, 10), (3, 10), (10, 10), (17, 40)]:
+        ci = binomtest(k, n).proportion_ci(method="wilson")
+        lo, hi = wilson_bounds(k / n, n)
+        assert (lo, hi) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert np.isnan(wilson_bounds(0.0, 0)[0])
+
+
+def test_contour_figure_one_line_per_method():
+    from sparsenet.experiments.plot_contours import plot_success_contours
+
+    config = {"name": "pt", "x": "n", "values": [100, 200, 400], "y": "d", "y_values": [10, 20, 40],
+              "success_threshold": 1e-3}
+    records = []
+    for method, shift in [("A", 0), ("B", 1), ("never", 9)]:
+        for i, n in enumerate([100, 200, 400]):
+            for j, d in enumerate([10, 20, 40]):
+                for t in range(10):
+                    ok = i - j + shift > 0 if method != "never" else False
+                    records.append({"status": "ok", "protocol": "blind", "method": method,
+                                    "params": {"n": n, "d": d}, "metrics": {"recovery_error": 0.0 if ok else 1.0}})
+    fig = plot_success_contours(config, records)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[:2] == ["A", "B"] and "never (no 50% crossing: always below)" in labels
+    assert len(fig.axes[0].collections) >= 2  # one contour set per crossing method
