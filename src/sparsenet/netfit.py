@@ -175,7 +175,7 @@ def fit_network(X, Y, net0, free, activation, *, loss="squared", alpha=0.0, max_
             return
         Xv, Yv = validation
         val = _data_loss(full(intermediate_result.x).decision(Xv, activation), Yv, loss)[0]
-        if val < best["val"] - 1e-12 * abs(best["val"]):
+        if not np.isfinite(best["val"]) or val < best["val"] - 1e-12 * abs(best["val"]):
             best.update(val=val, x=intermediate_result.x.copy(), since=0)
         else:
             best["since"] += 1
