@@ -377,6 +377,7 @@ def _l1_prox_op(alphas):
             raise ValueError("l1 prox got a subset of the models; use one shared data set.")
         return soft_threshold(W, alphas * step)
 
+    prox.l1_alpha = alphas[:, 0, 0]  # lets sparsenet.train run this prox inside its compiled epoch
     return prox
 
 

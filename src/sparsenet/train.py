@@ -23,6 +23,7 @@ of them, the weights kept in that layout for the whole epoch.
 """
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,7 +116,54 @@ def _fused(act):
         Z[...] = act.derivative(Z)
         return 1.0
 
+    generic.shipped = act.name if ACTIVATIONS.get(act.name) == act else None  # compiled kernel, if any
     return generic
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled epochs (sparsenet._sgd_kernels, numba).  The minibatch epoch functions below hand the
+# whole epoch to one compiled loop when it can run it (a shipped activation; no prox other than
+# an L1 soft threshold); the numpy code stays as the reference (tests compare both).
+# SPARSENET_KERNELS=numpy (or _KERNELS = "numpy") selects the numpy path.
+
+_KERNELS = os.environ.get("SPARSENET_KERNELS", "compiled")
+
+
+def _kernel_args(fused, prox):
+    """(module, activation code, L1 levels per model or None), or None when the numpy path must run."""
+    if _KERNELS == "numpy":
+        return None
+    name = {id(f): n for n, f in _FUSED.items()}.get(id(fused), getattr(fused, "shipped", None))
+    l1 = None
+    if prox is not None:
+        l1 = getattr(prox, "l1_alpha", None)  # an L1 prox says so (sparsenet.baselines); others: numpy
+        if l1 is None:
+            return None
+    try:
+        from . import _sgd_kernels
+    except ImportError:  # pragma: no cover - numba missing: the numpy path
+        return None
+    code = _sgd_kernels.ACTIVATION_CODES.get(name)
+    return None if code is None else (_sgd_kernels, code, l1)
+
+
+def _kernel_data(Xy):
+    """X (N, d) and y as the kernel reads them: [X | y] itself with y in its last column, or (X, y)."""
+    if isinstance(Xy, tuple):
+        return np.ascontiguousarray(Xy[0]), np.ascontiguousarray(Xy[1]), -1
+    return np.ascontiguousarray(Xy), Xy[:0, 0].copy(), Xy.shape[1] - 1
+
+
+def _compiled_epoch(kern, Xy, order, Wf, vg, c, vc, batch_size, mask, l1, train_v):
+    """Run ``kern`` (module, code, _) on C-contiguous (U, d, k·G) weights and (U, k, G) v, in place."""
+    mod, code, _ = kern
+    X, y, ycol = _kernel_data(Xy)
+    dt = Wf.dtype
+    empty = np.zeros((0,) * 3, dtype=dt)
+    mod.grouped_epoch(X, y, ycol, np.ascontiguousarray(order, dtype=np.intp), Wf, vg,
+                      np.ascontiguousarray(c, dtype=dt), np.ascontiguousarray(vc, dtype=dt), code, int(batch_size),
+                      empty if mask is None else np.ascontiguousarray(mask, dtype=dt),
+                      np.zeros((0, 0), dtype=dt) if l1 is None else np.ascontiguousarray(l1, dtype=dt), bool(train_v))
 
 
 def loss_and_grad(X, y, W, v, activation="relu2"):
@@ -278,6 +326,10 @@ def _minibatch_epoch(Xy, flat_order, W, v, c, vc, fused, batch_size, mask, prox,
     buffers.  ``c`` (B, 1, 1) = 2η/m and ``vc`` (B, 1) = 2η·train_v/m fold the constants of the
     gradient into the per-model output weights so that G = φ'(XW) ⊙ (c·s·v) ⊙ (ŷ − y).
     """
+    kern = _kernel_args(fused, prox)
+    if kern is not None:
+        _compiled_minibatch_epoch(kern, Xy, flat_order, W, v, c, vc, batch_size, mask, step, train_any_v)
+        return
     B, n = flat_order.shape
     joint = not isinstance(Xy, tuple)
     d = Xy.shape[1] - 1 if joint else Xy[0].shape[1]
@@ -323,6 +375,28 @@ def _minibatch_epoch(Xy, flat_order, W, v, c, vc, fused, batch_size, mask, prox,
             W *= mask
         if prox is not None:
             W[...] = prox(W, step)
+
+
+def _compiled_minibatch_epoch(kern, Xy, flat_order, W, v, c, vc, batch_size, mask, step, train_any_v):
+    """:func:`_minibatch_epoch` in compiled code: models whose rows of ``flat_order`` are equal (e.g.
+    the candidates of one model in ``l1_prox``) run as one group (G of them), each model computing
+    exactly what it computes alone."""
+    B, d, k = W.shape
+    first = {}
+    label = np.array([first.setdefault(row.tobytes(), len(first)) for row in flat_order], dtype=np.intp)
+    sizes = np.bincount(label)
+    l1 = None if kern[2] is None else np.asarray(kern[2], dtype=W.dtype).reshape(B) * step.reshape(B)
+    for G in np.unique(sizes):
+        gids = np.flatnonzero(sizes == G)
+        perm = np.concatenate([np.flatnonzero(label == g) for g in gids])
+        U, G = len(gids), int(G)
+        Wg, vg = _to_grouped(W, perm, U, G), _to_grouped(v, perm, U, G)
+        maskg = None if mask is None else _to_grouped(mask, perm, U, G).reshape(U, d, k * G)
+        _compiled_epoch(kern, Xy, flat_order[perm[::G]], Wg.reshape(U, d, k * G), vg,
+                        c[perm, 0, 0].reshape(U, G), vc[perm, 0].reshape(U, G), batch_size, maskg,
+                        None if l1 is None else l1[perm].reshape(U, G), train_any_v)
+        _from_grouped(Wg, W, perm)
+        _from_grouped(vg, v, perm)
 
 
 class _GroupedWorkspace:
@@ -384,6 +458,13 @@ def _grouped_minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, maskg, p
     Wg = _to_grouped(W, perm, U, G)  # (U, d, k, G)
     Wf = Wg.reshape(U, d, k * G)
     vg = _to_grouped(v, perm, U, G)  # (U, k, G)
+    kern = _kernel_args(fused, None)
+    if kern is not None:  # the compiled epoch, same layout
+        _compiled_epoch(kern, Xy, order, Wf, vg, c[perm, 0, 0].reshape(U, G), vc[perm, 0].reshape(U, G),
+                        batch_size, None if maskg is None else maskg.reshape(U, d, k * G), None, train_any_v)
+        _from_grouped(Wg, W, perm)
+        _from_grouped(vg, v, perm)
+        return
     vg4 = vg[:, None]
     cg = c[perm, 0, 0].reshape(U, 1, 1, G)
     vcg = vc[perm, 0].reshape(U, 1, G)
