@@ -31,13 +31,14 @@ def run(argv, capsys):
 def test_fit_then_predict(csv_file, tmp_path, capsys):
     model_path = str(tmp_path / "m.npz")
     code, out, err = run([
-        "fit", csv_file, "--target", "target", "--hidden", "3", "--keep", "0.5", "--epochs", "10",
-        "--init", "random", "--validation", "0.25", "--seed", "1", "--out", model_path], capsys)
+        "fit", csv_file, "--target", "target", "--hidden", "3", "--keep", "0.5", "--max-iter", "30",
+        "--validation", "0.25", "--seed", "1", "--out", model_path], capsys)
     assert code == 0, err
     assert "| split" in out and "| train" in out and "| validation |     30 |" in out
-    for column in ("R²", "MSE", "nonzeros", "kept"):
+    for column in ("R²", "RMSE", "nonzeros", "kept"):
         assert column in out
-    assert "|        4 |  0.444 |" in out  # round(0.5 * 3 * 3) = 4 of 9 weights kept
+    assert "fixed: 3 hidden units, keep 0.5" in out
+    assert "|        6 |  0.500 |" in out  # round(0.5 * 3 * 4) = 6 of the 12 input weights [W | skip]
     model = load_model(model_path)
     assert list(model.feature_names_in_) == ["x1", "x2", "x3"]
 
@@ -50,11 +51,15 @@ def test_fit_then_predict(csv_file, tmp_path, capsys):
     np.testing.assert_array_equal(np.array(lines[1:], dtype=float), expected)
 
 
-def test_fit_tensor_fallback_is_a_warning_not_an_error(csv_file, tmp_path, capsys):
-    code, out, err = run(["fit", csv_file, "--target", "target", "--epochs", "2", "--hidden", "3",
-                          "--out", str(tmp_path / "m.npz")], capsys)
-    assert code == 0
+def test_fit_chooses_by_cross_validation_by_default(csv_file, tmp_path, capsys):
+    code, out, err = run(["fit", csv_file, "--target", "target", "--hidden", "2,4", "--keep", "0.5,0.25",
+                          "--cv", "3", "--max-iter", "20", "--out", str(tmp_path / "m.npz")], capsys)
+    assert code == 0, err
     assert "Traceback" not in err
+    assert "chosen by CV" in out and "3-fold CV on the training rows" in out
+    model = load_model(str(tmp_path / "m.npz"))
+    assert model.n_hidden in (2, 4) and model.sparsity in (0.5, 0.25)
+    assert model.solver_ == "lbfgs"
 
 
 def expect_error(argv, capsys, *fragments):
@@ -114,9 +119,12 @@ def test_only_target_column(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("option, value, fragment", [
-    ("--keep", "0", "--keep must be in (0, 1]"),
+    ("--keep", "0", "--keep values must be in (0, 1]"),
+    ("--keep", "0.5,x", "--keep must be a comma-separated list of floats; got '0.5,x'"),
     ("--validation", "1.5", "--validation must be in [0, 1)"),
-    ("--hidden", "0", "--hidden and --epochs must be positive"),
+    ("--hidden", "0", "--hidden values must be positive integers"),
+    ("--hidden", ",", "--hidden must name at least one value"),
+    ("--cv", "1", "--cv must be at least 2"),
 ])
 def test_bad_options(csv_file, capsys, option, value, fragment):
     expect_error(["fit", csv_file, "--target", "target", option, value], capsys, fragment)
@@ -127,7 +135,7 @@ def test_predict_errors(csv_file, tmp_path, capsys):
     bogus = write(tmp_path / "bogus.npz", "not a model")
     expect_error(["predict", bogus, csv_file], capsys, "not a sparsenet model file")
     model_path = str(tmp_path / "m.npz")
-    assert main(["fit", csv_file, "--target", "target", "--epochs", "2", "--hidden", "2", "--init", "random",
+    assert main(["fit", csv_file, "--target", "target", "--max-iter", "5", "--hidden", "2", "--keep", "0.5",
                  "--out", model_path]) == 0
     capsys.readouterr()
     other = write(tmp_path / "o.csv", "x1,x3\n1,2\n")
@@ -160,3 +168,84 @@ def test_missing_output_folder_is_reported_before_training(tmp_path, capsys):
     assert main(["fit", str(path), "--target", "target", "--out", str(tmp_path / "nope" / "m.npz")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "R²" not in err
+
+
+def test_out_is_a_folder_is_reported_before_training(csv_file, tmp_path, capsys):
+    err = expect_error(["fit", csv_file, "--target", "target", "--out", str(tmp_path)], capsys,
+                       f"cannot write {tmp_path}: it is a folder")
+    assert "R²" not in capsys.readouterr().out
+
+
+def test_read_only_output_folder_is_reported_before_training(csv_file, tmp_path, capsys):
+    import os
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):  # root ignores permissions
+            pytest.skip("running as root: a read-only folder is still writable")
+        expect_error(["fit", csv_file, "--target", "target", "--out", str(folder / "m.npz")], capsys,
+                     "permission denied")
+    finally:
+        folder.chmod(0o700)
+
+
+def test_constant_target_is_refused_with_its_value(tmp_path, capsys):
+    path = write(tmp_path / "c.csv", "a,b,y\n" + "".join(f"{i},{i % 3},3.5\n" for i in range(30)))
+    expect_error(["fit", path, "--target", "y", "--out", str(tmp_path / "m.npz")], capsys,
+                 "target column 'y' is constant (every value is 3.5)")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_one_data_row_is_refused(tmp_path, capsys):
+    path = write(tmp_path / "one.csv", "a,b,y\n1,2,3\n")
+    expect_error(["fit", path, "--target", "y", "--out", str(tmp_path / "m.npz")], capsys,
+                 "has 1 data row; sparsenet fit needs at least 10")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_tiny_target_reports_its_real_error_not_zero(tmp_path, capsys):
+    """A target of order 1e-300: the squared error underflows to 0 in float64 (it used to print MSE 0);
+    the fit works on standardized values and the summary prints the RMSE in the target's units."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2))
+    y = 1e-300 * (X[:, 0] + 0.5 * rng.normal(size=100))
+    lines = ["a,b,y"] + [f"{float(p)!r},{float(q)!r},{float(t)!r}" for (p, q), t in zip(X, y)]
+    path = write(tmp_path / "tiny.csv", "\n".join(lines) + "\n")
+    code, out, err = run(["fit", path, "--target", "y", "--hidden", "2", "--keep", "0.5", "--max-iter", "30",
+                          "--out", str(tmp_path / "m.npz")], capsys)
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.startswith("| train"))
+    r2, rmse = float(row.split("|")[3]), float(row.split("|")[4])
+    assert 0.5 < r2 < 1.0, row  # the noise is 1/3 of the variance
+    assert 1e-301 < rmse < 1e-300, row
+
+
+def _corrupt_model(csv_file, tmp_path, **changes):
+    model_path = tmp_path / "m.npz"
+    assert main(["fit", csv_file, "--target", "target", "--max-iter", "5", "--hidden", "2", "--keep", "0.5",
+                 "--out", str(model_path)]) == 0
+    with np.load(model_path) as data:
+        fields = {key: data[key] for key in data.files}
+    for key, (index, value) in changes.items():
+        fields[key] = np.array(fields[key], dtype=float)
+        fields[key][index] = value
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **fields)
+    return str(bad)
+
+
+@pytest.mark.parametrize("key, index, value, fragment", [
+    ("coef_hidden", (0, 0), np.nan, "coef_hidden holds a non-finite value (nan)"),
+    ("x_scale", (1,), 0.0, "x_scale must be positive; got 0.0 at index 1"),
+    ("x_scale", (2,), -1.0, "x_scale must be positive; got -1.0 at index 2"),
+    ("x_scale", (0,), np.inf, "x_scale holds a non-finite value (inf)"),
+    ("y_scale", (), 0.0, "y_scale must be positive; got 0.0"),
+])
+def test_predict_refuses_a_model_file_with_bad_arrays(csv_file, tmp_path, capsys, key, index, value, fragment):
+    bad = _corrupt_model(csv_file, tmp_path, **{key: (index, value)})
+    capsys.readouterr()
+    code, out, err = run(["predict", bad, csv_file], capsys)
+    assert code == 2 and out == ""
+    assert "corrupt sparsenet model file" in err and fragment in err, err

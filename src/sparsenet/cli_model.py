@@ -1,4 +1,7 @@
-"""``sparsenet fit`` and ``sparsenet predict``: train a SparseNetRegressor on a CSV file, predict with it.
+"""``sparsenet fit`` and ``sparsenet predict``: train a sparse network regressor on a CSV file, predict with it.
+
+``fit`` uses :class:`~sparsenet.estimator.SparseNetRegressorCV` (hidden size and kept fraction chosen by
+cross-validation on the training rows); a single ``--hidden`` and ``--keep`` value fixes them.
 
 The main CLI (``sparsenet.cli``) calls :func:`add_commands` with its subparsers; each command sets
 ``func`` (``args.func(args) -> int`` exit code). :func:`main` runs these two commands on their own.
@@ -105,17 +108,51 @@ def _predict(model, X):
 
 
 def _metrics(model, X, y):
+    """R² and RMSE, computed on values divided by the largest deviation so that targets of 1e-300
+    (or 1e300) neither underflow to 0 nor overflow; R² is NaN for fewer than 2 rows or a constant y."""
     pred = _predict(model, X)
-    mse = float(np.mean((pred - y) ** 2))
-    var = float(np.var(y))
-    r2 = 1.0 - mse / var if var > 0 else float("nan")
-    return r2, mse
+    dev = y - y.mean()
+    scale = float(np.max(np.abs(dev))) if len(y) else 0.0
+    if not scale > 0:
+        scale = float(np.max(np.abs(y))) or 1.0
+    res, dev = (pred - y) / scale, dev / scale
+    rmse = scale * float(np.sqrt(np.mean(res ** 2)))
+    ss_tot = float(np.sum(dev ** 2))
+    r2 = 1.0 - float(np.sum(res ** 2)) / ss_tot if len(y) > 1 and ss_tot > 0 else float("nan")
+    return r2, rmse
+
+
+def _grid(text, option, kind):
+    """Comma-separated values of ``option`` (e.g. '4,8,16'), or None with the error message."""
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        return None, f"{option} must be a comma-separated list of {kind.__name__}s; got {text!r}"
+    if not values:
+        return None, f"{option} must name at least one value; got {text!r}"
+    return values, None
+
+
+def _check_out(path):
+    """Why ``path`` cannot be written as the model file, or None (checked before training)."""
+    out = os.path.abspath(path)
+    folder = os.path.dirname(out)
+    if os.path.isdir(out):
+        return f"cannot write {path}: it is a folder (give a file name, e.g. {os.path.join(path, 'model.npz')})"
+    if not os.path.isdir(folder):
+        return f"cannot write {path}: the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK) or (os.path.exists(out) and not os.access(out, os.W_OK)):
+        return f"cannot write {path}: permission denied"
+    return None
+
+
+MIN_ROWS = 10
 
 
 def _cmd_fit(args):
     import warnings
 
-    from sparsenet.estimator import SparseNetRegressor
+    from sparsenet.estimator import SparseNetRegressorCV
 
     try:
         columns, data = read_csv(args.data)
@@ -132,29 +169,39 @@ def _cmd_fit(args):
     y = data[:, t]
     if not 0.0 <= args.validation < 1.0:
         return _error(f"--validation must be in [0, 1); got {args.validation}")
-    if not 0.0 < args.keep <= 1.0:
-        return _error(f"--keep must be in (0, 1]; got {args.keep}")
-    if args.hidden < 1 or args.epochs < 1:
-        return _error("--hidden and --epochs must be positive integers")
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):  # say so before training, not after
-        return _error(f"cannot write {args.out}: the folder {out_dir} does not exist")
+    hidden, problem = _grid(args.hidden, "--hidden", int)
+    if problem:
+        return _error(problem)
+    keep, problem = _grid(args.keep, "--keep", float)
+    if problem:
+        return _error(problem)
+    if any(h < 1 for h in hidden):
+        return _error(f"--hidden values must be positive integers; got {args.hidden}")
+    if any(not 0.0 < p <= 1.0 for p in keep):
+        return _error(f"--keep values must be in (0, 1]; got {args.keep}")
+    if args.cv < 2 or args.max_iter < 1:
+        return _error(f"--cv must be at least 2 and --max-iter at least 1; got {args.cv} and {args.max_iter}")
+    problem = _check_out(args.out)  # say so before training, not after
+    if problem:
+        return _error(problem)
+    n = len(y)
+    if n < MIN_ROWS:
+        return _error(f"{args.data} has {n} data row{'s' * (n != 1)}; sparsenet fit needs at least {MIN_ROWS}")
+    if np.all(y == y[0]):
+        return _error(f"target column '{args.target}' is constant (every value is {float(y[0])!r}): nothing to learn")
+    constant = [name for j, name in enumerate(features) if np.all(X[:, j] == X[0, j])]
+    if len(constant) == len(features):
+        return _error(f"every feature column of {args.data} is constant: nothing to learn from")
 
     rng = np.random.default_rng(args.seed)
-    n = len(y)
     n_val = int(round(args.validation * n))
-    if n_val and n - n_val < 2:
-        return _error(f"{args.data} has {n} rows: too few to hold out {n_val} for validation")
     order = rng.permutation(n)
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-    model = SparseNetRegressor(
-        n_hidden=args.hidden,
-        sparsity=None if args.keep == 1.0 else args.keep,
-        epochs=args.epochs,
-        init=args.init,
-        learning_rate=args.learning_rate,
-        random_state=args.seed,
-    )
+    if len(train_idx) < max(args.cv, MIN_ROWS // 2):
+        return _error(f"{args.data} has {n} rows: {len(train_idx)} left for training after holding out "
+                      f"{n_val} for validation; lower --validation")
+    model = SparseNetRegressorCV(n_hidden=hidden, sparsities=keep, cv=args.cv, max_iter=args.max_iter,
+                                 random_state=args.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -163,21 +210,24 @@ def _cmd_fit(args):
             return _error(f"fit failed: {exc}")
     for w in caught:
         print(f"sparsenet: warning: {w.message}", file=sys.stderr)
-    model.feature_names_in_ = np.asarray(features, dtype=object)
+    est = model.estimator_
+    est.feature_names_in_ = np.asarray(features, dtype=object)
 
-    nnz = int(np.count_nonzero(model.coef_hidden_))
-    total = model.coef_hidden_.size
-    rows = [("train", len(train_idx), *_metrics(model, X[train_idx], y[train_idx]))]
+    nnz = int(np.count_nonzero(est.coef_hidden_) + np.count_nonzero(est.coef_skip_))
+    total = est.coef_hidden_.size + est.coef_skip_.size
+    rows = [("train", len(train_idx), *_metrics(est, X[train_idx], y[train_idx]))]
     if n_val:
-        rows.append(("validation", n_val, *_metrics(model, X[val_idx], y[val_idx])))
-    print(f"SparseNetRegressor: target '{args.target}', {len(features)} features, "
-          f"{args.hidden} hidden units, init {model.init_used_}")
-    print(f"| {'split':<10} | {'rows':>6} | {'R²':>8} | {'MSE':>12} | {'nonzeros':>8} | {'kept':>6} |")
+        rows.append(("validation", n_val, *_metrics(est, X[val_idx], y[val_idx])))
+    chosen = "chosen by CV" if len(hidden) * len(keep) > 1 else "fixed"
+    print(f"SparseNetRegressorCV: target '{args.target}', {len(features)} features; {chosen}: "
+          f"{model.n_hidden_} hidden units, keep {model.sparsity_:g} ({args.cv}-fold CV on the training rows)")
+    print(f"| {'split':<10} | {'rows':>6} | {'R²':>8} | {'RMSE':>12} | {'nonzeros':>8} | {'kept':>6} |")
     print(f"|{'-' * 12}|{'-' * 8}|{'-' * 10}|{'-' * 14}|{'-' * 10}|{'-' * 8}|")
-    for name, count, r2, mse in rows:
-        print(f"| {name:<10} | {count:>6d} | {r2:>8.4f} | {mse:>12.6g} | {nnz:>8d} | {nnz / total:>6.3f} |")
+    for name, count, r2, rmse in rows:
+        r2_text = f"{r2:>8.4f}" if np.isfinite(r2) else f"{'n/a':>8}"
+        print(f"| {name:<10} | {count:>6d} | {r2_text} | {rmse:>12.6g} | {nnz:>8d} | {nnz / total:>6.3f} |")
     try:
-        model.save(args.out)
+        est.save(args.out)
     except OSError as exc:
         return _error(f"cannot write {args.out}: {exc.strerror or exc}")
     print(f"model written to {args.out}")
@@ -229,18 +279,21 @@ def add_commands(subparsers):
     """
     fit = subparsers.add_parser(
         "fit",
-        help="fit a SparseNetRegressor on a CSV file and save it",
-        description="Fit a sparse one-hidden-layer network on a numeric CSV file (header row required), "
+        help="fit a sparse network regressor on a CSV file and save it",
+        description="Fit a sparse one-hidden-layer network (hidden biases, a linear skip term, full-batch "
+        "L-BFGS along a pruning path) on a numeric CSV file (header row required), with the hidden size "
+        "and the kept fraction chosen by cross-validation on the training rows (SparseNetRegressorCV); "
         "print a train/validation summary and write the model (.npz).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     fit.add_argument("data", help="CSV file with a header row; all columns numeric")
     fit.add_argument("--target", required=True, help="name of the column to predict")
-    fit.add_argument("--hidden", type=int, default=10, help="number of hidden units")
-    fit.add_argument("--keep", type=float, default=0.25, help="fraction of hidden weights kept (1 = dense)")
-    fit.add_argument("--epochs", type=int, default=50, help="training epochs")
-    fit.add_argument("--learning-rate", type=float, default=3e-2, help="step size (standardized data)")
-    fit.add_argument("--init", choices=["tensor", "random"], default="tensor", help="initialization")
+    fit.add_argument("--hidden", default="4,8,16",
+                     help="candidate numbers of hidden units, comma-separated (one value fixes it)")
+    fit.add_argument("--keep", default="0.5,0.25,0.125,0.0625",
+                     help="candidate fractions of input weights kept, comma-separated, each in (0, 1] (1 = dense)")
+    fit.add_argument("--cv", type=int, default=5, help="cross-validation folds for the choice")
+    fit.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations per pruning stage (cap)")
     fit.add_argument("--validation", type=float, default=0.2, help="fraction of rows held out for validation")
     fit.add_argument("--seed", type=int, default=0, help="random seed (split, initialization, minibatches)")
     fit.add_argument("--out", default="model.npz", help="where to write the model")
