@@ -2,45 +2,52 @@
 
 Tensor-method initialization (Zhong et al., 2017) followed by iterative hard thresholding
 (Jain, Tewari and Kar, 2014), as studied by Agrawal and Kar.
+
+The public names are imported on first use (PEP 562 module ``__getattr__``): ``import sparsenet``
+loads nothing but this file, the core (numpy and scipy) loads with its first function, and
+scikit-learn only with :class:`SparseNetRegressor`.
 """
 
-from .activations import ACTIVATIONS, Activation, get_activation
-from .data import PlantedProblem, make_planted
-from .estimator import SparseNetClassifier, SparseNetRegressor, SparseNetRegressorCV
-from .initializers import random_init
-from .metrics import align, evaluate, recovery_error, support_confusion, test_mse
-from .recover import RecoverResult, recover
-from .sparsify import Dense, Sparsifier, Threshold, TopFraction, get_sparsifier
-from .train import IHTResult, train_iht, train_iht_batched
-
-from .tensor_init import tensor_init
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ACTIVATIONS",
-    "Activation",
-    "Dense",
-    "IHTResult",
-    "PlantedProblem",
-    "RecoverResult",
-    "SparseNetClassifier",
-    "SparseNetRegressor",
-    "SparseNetRegressorCV",
-    "Sparsifier",
-    "Threshold",
-    "TopFraction",
-    "align",
-    "evaluate",
-    "get_activation",
-    "get_sparsifier",
-    "make_planted",
-    "random_init",
-    "recover",
-    "recovery_error",
-    "support_confusion",
-    "tensor_init",
-    "test_mse",
-    "train_iht",
-    "train_iht_batched",
-]
+# public name -> submodule that defines it
+_LAZY = {
+    "ACTIVATIONS": "activations",
+    "Activation": "activations",
+    "get_activation": "activations",
+    "PlantedProblem": "data",
+    "make_planted": "data",
+    "SparseNetRegressor": "estimator",
+    "random_init": "initializers",
+    "align": "metrics",
+    "evaluate": "metrics",
+    "recovery_error": "metrics",
+    "support_confusion": "metrics",
+    "test_mse": "metrics",
+    "Dense": "sparsify",
+    "Sparsifier": "sparsify",
+    "Threshold": "sparsify",
+    "TopFraction": "sparsify",
+    "get_sparsifier": "sparsify",
+    "IHTResult": "train",
+    "train_iht": "train",
+    "train_iht_batched": "train",
+    "tensor_init": "tensor_init",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sparsenet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

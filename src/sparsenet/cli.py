@@ -47,7 +47,20 @@ def _add_run_options(p, *, default_scale):
                         "(default: off, local process pool; --jobs is then ignored)")
 
 
-def build_parser():
+# Commands of the estimator (sparsenet.cli_model), registered by name alone unless one of them runs,
+# so that `sparsenet list` and `sparsenet --help` do not import numpy and the estimator.
+_MODEL_COMMANDS = {
+    "fit": "fit a sparse network regressor on a CSV file and save it",
+    "predict": "predict with a saved model; writes CSV to stdout",
+}
+
+
+def _command_of(argv):
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv=None):
+    """The argument parser; with ``argv``, the estimator's commands are loaded only when ``argv`` runs one."""
     parser = argparse.ArgumentParser(
         prog="sparsenet",
         description="Sparse one-hidden-layer networks: tensor initialization + IHT. Reproduce the "
@@ -85,9 +98,13 @@ def build_parser():
 
     # Optional commands of the estimator (fit/predict), when that module is installed.
     if importlib.util.find_spec("sparsenet.cli_model") is not None:
-        from sparsenet import cli_model
+        if argv is None or _command_of(argv) in _MODEL_COMMANDS:
+            from sparsenet import cli_model
 
-        cli_model.add_commands(sub)
+            cli_model.add_commands(sub)
+        else:
+            for name, text in _MODEL_COMMANDS.items():
+                sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -226,7 +243,8 @@ def _cmd_list(args):
 
 def main(argv=None):
     """Entry point of the ``sparsenet`` console script; returns the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         parser.error(f"--jobs must be >= 1. Got {args.jobs}.")
@@ -241,6 +259,14 @@ def main(argv=None):
     except ValueError as exc:  # user error reported by the library (bad store, bad setting): no traceback
         print(f"sparsenet: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("sparsenet: out of memory (MemoryError); use smaller n, d or fewer --jobs.", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file that cannot be written (read-only folder, full disk, file-size limit)
+        where = exc.filename or (f"into {args.out}" if getattr(args, "out", None) else "a file")
+        print(f"sparsenet: cannot write {where}: {exc.strerror or exc}. The results store is intact.",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
