@@ -26,6 +26,8 @@ _LAZY = {
     "recovery_error": "metrics",
     "support_confusion": "metrics",
     "test_mse": "metrics",
+    "RecoverResult": "recover",
+    "recover": "recover",
     "Dense": "sparsify",
     "Sparsifier": "sparsify",
     "Threshold": "sparsify",
