@@ -354,3 +354,22 @@ def test_classifier_refuses_one_class():
     X = np.random.default_rng(0).normal(size=(20, 3))
     with pytest.raises(ValueError, match="at least 2 classes; got 1 class"):
         SparseNetClassifier().fit(X, np.zeros(20))
+
+
+@pytest.mark.parametrize("solver", ["grasp", "htp"])
+def test_full_batch_recover_solvers_recover_the_planted_network(solver):
+    """solver= a full-batch solver of sparsenet.solvers: the estimator returns what recover() returns
+    (same Generator), and on the issue-12 setting (n = 500, d = 20, k = 5, noise-free) that is W*."""
+    from sparsenet.metrics import recovery_error
+    from sparsenet.recovery import recover
+
+    prob = make_planted(500, 20, 5, thresh_gt=0.15, random_state=0)
+    model = SparseNetRegressor(n_hidden=5, sparsity=Threshold(0.075), standardize=False, solver=solver,
+                               train_output_weights=False, random_state=0).fit(prob.X, prob.y)
+    res = recover(prob.X, prob.y, 5, sparsifier=Threshold(0.075), solver=solver, random_state=0)
+    assert_array_equal(model.coef_hidden_, res.W)
+    assert_array_equal(model.coef_output_, res.v)
+    assert model.solver_ == solver and model.intercept_ == 0.0
+    assert recovery_error(model.coef_hidden_, model.coef_output_, prob.W, prob.v) < 1e-6
+    with pytest.raises(ValueError, match="hidden_bias and skip need solver='lbfgs'"):
+        SparseNetRegressor(solver=solver, standardize=False, skip=True).fit(prob.X, prob.y)

@@ -68,7 +68,8 @@ _READABLE_VERSIONS = (1, 2)
 
 _OWNER = "SparseNetRegressor"
 _INITS = ("auto", "tensor", "random")
-_SOLVERS = ("auto", "lbfgs", "sgd")
+_SOLVERS = ("auto", "lbfgs", "sgd", "niht", "htp", "grasp")
+_RECOVER_SOLVERS = ("niht", "htp", "grasp")  # through sparsenet.recover (tensor init + sign search)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,13 +352,15 @@ class SparseNetRegressor(RegressorMixin, _SparseNetBase):
         raises or warns of bad conditioning, the estimator warns (``UserWarning``, with the reason) and
         uses random initialization instead. ``init_used_`` records which one ran. "auto" is "tensor"
         with ``standardize=False`` (the planted model) and "random" with ``standardize=True``.
-    solver : {"auto", "lbfgs", "sgd"}, default="auto"
+    solver : {"auto", "lbfgs", "sgd", "niht", "htp", "grasp"}, default="auto"
         "sgd" is the report's minibatch IHT (:func:`~sparsenet.train.train_iht`; ``epochs``,
         ``batch_size``, ``learning_rate``, ``pretrain_epochs`` apply). "lbfgs" fits the dense network
         with full-batch L-BFGS, then prunes and refits along dense → 50 % → 25 % → … → ``sparsity``,
         each stage warm-started from the last (:func:`~sparsenet.netfit.sparsity_path`; ``alpha``,
-        ``max_iter``, ``tol``, ``early_stopping`` apply). "auto" is "sgd" with ``standardize=False``
-        and "lbfgs" with ``standardize=True``.
+        ``max_iter``, ``tol``, ``early_stopping`` apply). "niht", "htp" and "grasp" run
+        :func:`sparsenet.recover` with that full-batch solver (tensor initialization, output signs
+        searched from the data; for the planted model, without biases or skip term; ``init`` is not
+        used). "auto" is "sgd" with ``standardize=False`` and "lbfgs" with ``standardize=True``.
     hidden_bias : bool or "auto", default="auto"
         Learn a bias c per hidden unit (solver "lbfgs" only). "auto" is ``standardize``.
     skip : bool or "auto", default="auto"
@@ -511,9 +514,9 @@ class SparseNetRegressor(RegressorMixin, _SparseNetBase):
         """Validate every parameter and resolve the "auto" ones; returns a dict."""
         n_hidden = check_scalar(self.n_hidden, "n_hidden", kind="int", low=1, owner=_OWNER)
         standardize = _check_bool(self.standardize, "standardize")
-        if self.solver not in _SOLVERS:
+        if not isinstance(self.solver, str) or self.solver not in _SOLVERS:
             raise ValueError(f"The 'solver' parameter of {_OWNER} must be a str among "
-                             f"{{'auto', 'lbfgs', 'sgd'}}. Got {self.solver!r} instead.")
+                             f"{{{', '.join(map(repr, _SOLVERS))}}}. Got {self.solver!r} instead.")
         if self.init not in _INITS:
             raise ValueError(
                 f"The 'init' parameter of {_OWNER} must be a str among {{'auto', 'tensor', 'random'}}. "
@@ -535,9 +538,9 @@ class SparseNetRegressor(RegressorMixin, _SparseNetBase):
             sparsifier=_resolve_sparsity(self.sparsity),
             **self._check_lbfgs_params(standardize),
         )
-        if cfg["solver"] == "sgd" and (cfg["hidden_bias"] or cfg["skip"]):
-            raise ValueError(f"{_OWNER}: hidden_bias and skip need solver='lbfgs' (the report's minibatch "
-                             "IHT, solver='sgd', trains the planted model without them).")
+        if cfg["solver"] != "lbfgs" and (cfg["hidden_bias"] or cfg["skip"]):
+            raise ValueError(f"{_OWNER}: hidden_bias and skip need solver='lbfgs' (solver={cfg['solver']!r} "
+                             "trains the planted model without them).")
         return cfg
 
     def fit(self, X, y):
@@ -585,9 +588,15 @@ class SparseNetRegressor(RegressorMixin, _SparseNetBase):
             y_mean, y_scale = 0.0, 1.0
             Xs, ys = X, y
         activation = cfg["activation"]
-        W0, v0, init_used = _initialize(Xs, ys, cfg["n_hidden"], activation, cfg["init"], rng,
-                                        scale_output=cfg["standardize"])
-        if cfg["solver"] == "sgd":
+        if cfg["solver"] in _RECOVER_SOLVERS:
+            W0 = v0 = init_used = None  # recover() initializes (tensor method, sign search, restarts)
+        else:
+            W0, v0, init_used = _initialize(Xs, ys, cfg["n_hidden"], activation, cfg["init"], rng,
+                                            scale_output=cfg["standardize"])
+        if cfg["solver"] in _RECOVER_SOLVERS:
+            W, c, v, beta, bias, history, n_iter = self._fit_recover(Xs, ys, cfg, rng)
+            init_used = "tensor"
+        elif cfg["solver"] == "sgd":
             W, c, v, beta, bias, history, n_iter = self._fit_sgd(Xs, ys, W0, v0, cfg, rng)
         else:
             stages = _stages(cfg["sparsifier"]) if stages is None else stages
@@ -627,6 +636,20 @@ class SparseNetRegressor(RegressorMixin, _SparseNetBase):
         self.intercept_ = float(y_scale * bias + y_mean)
         self.x_mean_, self.x_scale_ = np.asarray(x_mean, dtype=np.float64), np.asarray(x_scale, dtype=np.float64)
         self.y_mean_, self.y_scale_ = float(y_mean), float(y_scale)
+
+    @staticmethod
+    def _fit_recover(Xs, ys, cfg, rng):
+        """:func:`sparsenet.recover` with a full-batch solver (issue 12), then the output bias."""
+        from sparsenet.recovery import recover
+
+        activation = cfg["activation"]
+        res = recover(Xs, ys, cfg["n_hidden"], sparsifier=cfg["sparsifier"], activation=activation,
+                      solver=cfg["solver"], train_v=cfg["train_v"], random_state=rng)
+        W, v = np.asarray(res.W, dtype=np.float64), np.asarray(res.v, dtype=np.float64)
+        bias = float(np.mean(ys - activation(Xs @ W) @ v)) if cfg["standardize"] else 0.0
+        history = {key: np.asarray(res.history[key]) for key in ("loss", "nnz") if key in res.history}
+        k, d = W.shape[1], W.shape[0]
+        return W, np.zeros(k), v, np.zeros(d), bias, history, int(res.history.get("n_iter", 0))
 
     @staticmethod
     def _fit_sgd(Xs, ys, W0, v0, cfg, rng):
@@ -1333,7 +1356,7 @@ def load_model(path):
         if version >= 2:
             model.hidden_bias_ = _float_array(fields, "hidden_bias", (k,))
             model.coef_skip_ = _float_array(fields, "coef_skip", (d,))
-            model.solver_ = _text(fields, "solver", {"sgd", "lbfgs"})
+            model.solver_ = _text(fields, "solver", set(_SOLVERS) - {"auto"})
         else:
             model.hidden_bias_, model.coef_skip_, model.solver_ = np.zeros(k), np.zeros(d), "sgd"
         model.intercept_ = float(_float_array(fields, "intercept", ()))
