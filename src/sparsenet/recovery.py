@@ -68,10 +68,12 @@ def search_signs(X, y, W0, v0, *, activation="relu2", strategy="auto", fit_iter=
     v0 : ndarray of shape (n_hidden,)
         Starting output weights; their signs start the greedy search.
     activation : str, Activation or callable, default="relu2"
-    strategy : {"auto", "exhaustive", "greedy"}, default="auto"
+    strategy : {"auto", "exhaustive", "greedy", "joint"}, default="auto"
         ``"exhaustive"`` scores all 2^k patterns; ``"greedy"`` starts from sign(v0) and applies the
-        best single flip while it lowers the loss (at most k rounds of k fits); ``"auto"`` is
-        exhaustive for k <= ``max_exhaustive``, greedy beyond.
+        best single flip while it lowers the loss (at most k rounds of k fits); ``"joint"`` fits W
+        and a real-valued v together from (W0, sign(v0)) and keeps sign(v) (one fit of 4·fit_iter
+        iterations, then the pattern is scored as the others); ``"auto"`` is exhaustive for
+        k <= ``max_exhaustive``, greedy beyond.
     fit_iter : int, default=5
         Levenberg–Marquardt iterations of each dense fit (W only, v held at the pattern).
     max_exhaustive : int, default=8
@@ -93,9 +95,9 @@ def search_signs(X, y, W0, v0, *, activation="relu2", strategy="auto", fit_iter=
     """
     X, y = check_data(X, y)
     k = np.shape(W0)[1]
-    if strategy not in ("auto", "exhaustive", "greedy"):
-        raise ValueError(f"The 'strategy' parameter of search_signs must be 'auto', 'exhaustive' or 'greedy'. "
-                         f"Got {strategy!r} instead.")
+    if strategy not in ("auto", "exhaustive", "greedy", "joint"):
+        raise ValueError(f"The 'strategy' parameter of search_signs must be 'auto', 'exhaustive', 'greedy' or "
+                         f"'joint'. Got {strategy!r} instead.")
     check_scalar(fit_iter, "fit_iter", kind="int", low=1, owner="search_signs")
     if max_samples is not None:
         max_samples = check_scalar(max_samples, "max_samples", kind="int", low=1, owner="search_signs")
@@ -114,6 +116,11 @@ def search_signs(X, y, W0, v0, *, activation="relu2", strategy="auto", fit_iter=
         if strategy == "exhaustive" or (strategy == "auto" and k <= max_exhaustive):
             for pattern in itertools.product((1.0, -1.0), repeat=k):
                 score(pattern)
+        elif strategy == "joint":
+            theta = datafit.pack({"W": W0, "v": np.where(np.asarray(v0) < 0, -1.0, 1.0)})
+            free = np.concatenate([datafit.indices("W"), datafit.indices("v")])
+            theta = _levenberg_marquardt(datafit, theta, free, 4 * fit_iter, tol=1e-6)
+            score(tuple(np.where(datafit.unpack(theta)["v"] < 0, -1.0, 1.0)))
         else:
             best = tuple(np.where(np.asarray(v0) < 0, -1.0, 1.0))
             f_best = score(best)

@@ -9,7 +9,7 @@ from sparsenet.experiments.methods import METHODS
 from sparsenet.experiments.runner import run_experiments
 from sparsenet.experiments.store import open_store
 from sparsenet.metrics import recovery_error
-from sparsenet.recover import recover
+from sparsenet.recovery import recover
 from sparsenet.sparsify import TopFraction
 
 TINY = """

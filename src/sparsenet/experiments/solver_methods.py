@@ -54,7 +54,7 @@ def _resolve(setting, fields):
 
 
 def _build(params, ctx):
-    from sparsenet.recover import recover
+    from sparsenet.recovery import recover
     from sparsenet.solvers import SGDIHT
 
     W0, v0 = ctx.init("tensor")
