@@ -69,7 +69,7 @@ _READABLE_VERSIONS = (1, 2)
 _OWNER = "SparseNetRegressor"
 _INITS = ("auto", "tensor", "random")
 _SOLVERS = ("auto", "lbfgs", "sgd", "niht", "htp", "grasp")
-_RECOVER_SOLVERS = ("niht", "htp", "grasp")  # through sparsenet.recover (tensor init + sign search)
+_RECOVER_SOLVERS = ("niht", "htp", "grasp")  # via sparsenet.recovery.recover (tensor init, sign search)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -358,7 +358,7 @@ class SparseNetRegressor(RegressorMixin, _SparseNetBase):
         with full-batch L-BFGS, then prunes and refits along dense → 50 % → 25 % → … → ``sparsity``,
         each stage warm-started from the last (:func:`~sparsenet.netfit.sparsity_path`; ``alpha``,
         ``max_iter``, ``tol``, ``early_stopping`` apply). "niht", "htp" and "grasp" run
-        :func:`sparsenet.recover` with that full-batch solver (tensor initialization, output signs
+        :func:`sparsenet.recovery.recover` with that full-batch solver (tensor initialization, output signs
         searched from the data; for the planted model, without biases or skip term; ``init`` is not
         used). "auto" is "sgd" with ``standardize=False`` and "lbfgs" with ``standardize=True``.
     hidden_bias : bool or "auto", default="auto"
@@ -639,7 +639,7 @@ class SparseNetRegressor(RegressorMixin, _SparseNetBase):
 
     @staticmethod
     def _fit_recover(Xs, ys, cfg, rng):
-        """:func:`sparsenet.recover` with a full-batch solver (issue 12), then the output bias."""
+        """:func:`sparsenet.recovery.recover` with a full-batch solver (issue 12), then the output bias."""
         from sparsenet.recovery import recover
 
         activation = cfg["activation"]
