@@ -47,7 +47,7 @@ def test_recover_same_seed_bit_identical():
     b = recover(p.X, p.y, 3, sparsifier=Threshold(0.075), solver="htp", max_starts=2, random_state=3)
     np.testing.assert_array_equal(a.W, b.W)
     np.testing.assert_array_equal(a.v, b.v)
-    assert a.n_starts == 2  # noisy data never reach restart_tol: every start runs, the best is kept
+    assert a.n_starts == 2  # noisy data never reach restart_tol: a second start runs, the best is kept
     assert a.loss == min(a.history["start_losses"])
 
 

@@ -161,7 +161,9 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
     3. the solver fits W under the sparsifier from that dense fit, v held at the signs (or
        trained with ``train_v``);
     4. while the relative training loss L/mean(y²) exceeds ``restart_tol``, steps 1–3 restart
-       from a new initialization (``max_starts`` in all); the start with the lowest loss wins.
+       from a new initialization (``max_starts`` in all), unless two starts end at the same loss
+       (relative difference ≤ 1e-6: the same minimum found twice, as on noisy data); the start
+       with the lowest loss wins.
 
     Parameters
     ----------
@@ -187,8 +189,8 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
     max_starts : int, default=3
         Initializations tried at most.
     restart_tol : float, default=1e-8
-        Relative training loss below which no restart is made (noise-free data reach ~1e-28; with
-        noise every start runs and the lowest loss is kept).
+        Relative training loss below which no restart is made (noise-free data reach ~1e-28; noisy
+        data stop when two starts agree).
     random_state : None, int or numpy.random.Generator, default=None
         Seeds the initializations (and the SGD solver's shuffling).
 
@@ -247,6 +249,8 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
             best = (res, sign_losses)
         if best[0].loss <= restart_tol * scale:
             break
+        if start > 0 and abs(res.loss - best[0].loss) <= 1e-6 * best[0].loss:
+            break  # two starts reached the same minimum: another start is unlikely to find a lower one
     res, sign_losses = best
     history = {**res.history, "n_iter": res.n_iter, "stop_reason": res.stop_reason,
                "sign_losses": sign_losses, "start_losses": starts}

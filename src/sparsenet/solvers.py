@@ -30,17 +30,27 @@ Anal. 49(6), 2011.
 S. Bahmani, B. Raj and P. T. Boufounos, "Greedy sparsity-constrained optimization", JMLR 14, 2013.
 """
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ._validation import check_data, check_scalar
 from .activations import get_activation
 from .sparsify import check_sparsifier_output, get_sparsifier
-from .train import _one_blas_thread  # tiny products: BLAS threads only contend (measured 20x slower)
 
 __all__ = ["NetLeastSquares", "SolverResult", "SGDIHT", "NIHT", "HTP", "GraSP", "SOLVERS", "get_solver"]
+
+
+def _one_blas_thread(enabled=True):
+    """One BLAS thread (threadpoolctl, optional): the products are tiny, threads only contend (measured 20×)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 class NetLeastSquares:
@@ -254,6 +264,8 @@ class _FullBatchSolver:
             return theta
         if method == "gauss_newton":
             return _levenberg_marquardt(datafit, theta, free, max_iter)
+
+        from scipy.optimize import minimize  # imported when used: it costs ~0.3 s
 
         def fun(x):
             theta[free] = x
