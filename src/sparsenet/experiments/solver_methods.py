@@ -25,13 +25,15 @@ import numpy as np
 from sparsenet.experiments.config import Param
 from sparsenet.experiments.baseline_methods import _TARGET_FIELD, _apply_target
 from sparsenet.experiments.methods import METHODS, Method, ModelSpec, _sparsifier
+from sparsenet.solvers import SOLVERS
+from sparsenet.sparsify import SPARSIFIERS
 
 __all__ = ["SOLVER_METHODS"]
 
 _FIELDS = {
-    "solver": Param("choice", choices=("auto", "grasp", "htp", "niht", "sgd_iht"), default="auto"),
+    "solver": Param("choice", choices=("auto", *sorted(SOLVERS)), default="auto"),
     "signs": Param("choice", choices=("auto", "exhaustive", "greedy", "init"), default="auto"),
-    "sparsifier": Param("choice", choices=("threshold", "top_fraction", "dense"), default="threshold"),
+    "sparsifier": Param("choice", choices=tuple(sorted(SPARSIFIERS)), default="threshold"),
     "max_starts": Param("int", 1, 100, default=3),
     **_TARGET_FIELD,  # target = "p_gt": TopFraction keeps the planted sparsity LEVEL (never its support)
 }
