@@ -5,6 +5,7 @@ Hidden units have no order, so every metric first aligns the columns of Ŵ with 
 assignment problem on the k×k matrix of squared column distances (they add up to ‖·‖²_F).
 """
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -14,7 +15,10 @@ from ._validation import check_scalar
 from .activations import get_activation
 
 __all__ = ["Alignment", "SupportConfusion", "align", "recovery_error", "support_confusion", "predict",
-           "test_mse", "evaluate"]
+           "test_mse", "evaluate", "is_exact_recovery", "RECOVERY_RESOLUTION"]
+
+#: Recovery errors at or below this are float noise of an exact recovery (an exact one ends near 1e-6).
+RECOVERY_RESOLUTION = 1e-4
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,26 @@ def test_mse(W, v, X, y, activation="relu2"):
 test_mse.__test__ = False  # not a pytest test
 
 
+def is_exact_recovery(error, exact_support, resolution=RECOVERY_RESOLUTION):
+    """Whether a run recovered W* exactly: recovery error at or below ``resolution`` and exact support.
+
+    Parameters
+    ----------
+    error : float
+        The run's :func:`recovery_error` (infinite or NaN: not exact).
+    exact_support : bool or int
+        Whether the support of the estimate equals that of W* (:func:`support_confusion`).
+    resolution : float, default=RECOVERY_RESOLUTION
+        Errors at or below it count as exact (1e-4: SGD ends an exact recovery near 1e-6).
+
+    Returns
+    -------
+    exact : bool
+    """
+    error = float(error)
+    return bool(math.isfinite(error) and error <= resolution and exact_support)
+
+
 def evaluate(W, v, problem, *, tol=1e-2):
     """Every metric of an estimate against a planted problem, as a flat dict.
 
@@ -270,7 +294,8 @@ def evaluate(W, v, problem, *, tol=1e-2):
     -------
     metrics : dict
         ``recovery_error, sign_failure, tp, tn, fa, md, pct_true_negative, pct_true_positive,
-        exact_support, test_mse, test_rel_mse, nnz`` (counts as ints, flags as 0/1).
+        exact_support, exact_recovery, test_mse, test_rel_mse, nnz`` (counts as ints, flags as
+        0/1; ``exact_recovery`` by :func:`is_exact_recovery` at its default resolution).
     """
     W = np.asarray(W, dtype=float)
     v = np.asarray(v, dtype=float)
@@ -278,7 +303,8 @@ def evaluate(W, v, problem, *, tol=1e-2):
     if not (np.all(np.isfinite(W)) and np.all(np.isfinite(v))):
         nan = float("nan")
         return {"recovery_error": nan, "sign_failure": 0, "tp": 0, "tn": 0, "fa": 0, "md": 0,
-                "pct_true_negative": nan, "pct_true_positive": nan, "exact_support": 0, "test_mse": nan,
+                "pct_true_negative": nan, "pct_true_positive": nan, "exact_support": 0,
+                "exact_recovery": 0, "test_mse": nan,
                 "test_rel_mse": nan, "nnz": int(W.size)}
     err = recovery_error(W, v, problem.W, problem.v, activation=act)
     conf = support_confusion(W, problem.W, tol, v=v, v_true=problem.v, activation=act)
@@ -291,6 +317,7 @@ def evaluate(W, v, problem, *, tol=1e-2):
         "pct_true_negative": conf.pct_true_negative,
         "pct_true_positive": conf.pct_true_positive,
         "exact_support": int(conf.exact),
+        "exact_recovery": int(is_exact_recovery(err, conf.exact)),
         "test_mse": mse,
         "test_rel_mse": mse / var if var > 0 else float("nan"),
         "nnz": int(np.count_nonzero(W)),

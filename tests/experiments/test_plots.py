@@ -1,4 +1,4 @@
-"""Figures: files, panels, and what goes into the mean."""
+"""Figures: files, panels, every run drawn, failures marked, the success-probability row."""
 
 from types import SimpleNamespace
 
@@ -56,10 +56,11 @@ def test_one_panel_per_metric_and_protocol_with_titles():
     cfg = config(metrics=("recovery_error", "pct_true_negative"), figure=8)
     fig = plot_experiment(cfg, records())
     axes = fig.get_axes()
-    assert len(axes) == 4
+    assert len(axes) == 6  # recovery error, % true negatives, then the success probability row
     titles = [ax.get_title() for ax in axes]
-    assert sum("blind" in t for t in titles) == 2 and sum("report" in t for t in titles) == 2
+    assert sum("blind" in t for t in titles) == 3 and sum("report" in t for t in titles) == 3
     assert "%" in axes[2].get_ylabel() and axes[0].get_xlabel().startswith("IHT threshold")
+    assert all(t.startswith("Success probability") for t in titles[4:])
     labels = axes[0].get_legend_handles_labels()[1]
     assert labels == ["tensor", "random"]
     plt.close(fig)
@@ -69,11 +70,15 @@ def test_config_as_object():
     exp = SimpleNamespace(**config()["experiment"])
     cfg = SimpleNamespace(experiment=exp, methods=[SimpleNamespace(label="tensor")])
     fig = plot_experiment(cfg, records())
-    assert len(fig.get_axes()) == 2
+    assert len(fig.get_axes()) == 4
     plt.close(fig)
 
 
-def test_infinite_and_failed_runs_are_excluded_and_counted():
+def _line(ax, label):
+    return next(line for line in ax.get_lines() if line.get_label().startswith(label))
+
+
+def test_failed_and_infinite_runs_are_the_worst_value_and_marked_at_the_top():
     recs = records()
     recs.append(rec("tensor", 0.1, {"recovery_error": INF}, seed=5))
     recs.append(rec("tensor", 0.2, {}, seed=6, status="failed"))
@@ -81,11 +86,44 @@ def test_infinite_and_failed_runs_are_excluded_and_counted():
     ax = fig.get_axes()[0]
     label = ax.get_legend_handles_labels()[1][0]
     assert "1 of 8 runs failed" in label and "1 of 8 runs infinite" in label
-    ydata = np.concatenate([line.get_ydata() for line in ax.get_lines()])
-    assert np.all(np.isfinite(ydata))
-    tensor = ax.get_lines()[0].get_ydata()
-    assert tensor[1] == pytest.approx(0.1 + 0.1 + 0.005)  # mean of the two finite trials
+    median = _line(ax, "tensor").get_ydata()
+    # the median counts the bad run as the worst value: np.median([0.2, 0.21, +inf]) = 0.21
+    assert median[1] == pytest.approx(np.median([0.2, 0.21, INF]))
+    assert median[2] == pytest.approx(np.median([0.3, 0.31, INF]))
+    # every finite run is drawn as a point, the two bad ones as marks at the top edge with a count
+    points = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    assert sum(len(ln.get_ydata()) for ln in points) == 12
+    assert sorted(t.get_text() for t in ax.texts if "✗" in t.get_text())[:2] == ["1✗", "1✗"]
     assert ax.get_legend_handles_labels()[1][1] == "random"  # nothing excluded: no note
+    plt.close(fig)
+
+
+def test_no_band_or_bar_through_zero_on_a_log_axis():
+    recs = [rec(m, x, {"recovery_error": v}, seed=s, protocol=p)
+            for m in ("tensor", "random") for x in (0.0, 0.1, 0.2) for s, v in enumerate((1e-6, 0.5, 2e-6))
+            for p in ("blind", "report")]
+    fig = plot_experiment(config(), recs)
+    ax = fig.get_axes()[0]
+    assert ax.get_yscale() == "log"
+    for coll in ax.collections:  # the interquartile bands
+        for path in coll.get_paths():
+            assert np.all(path.vertices[:, 1] > 0)
+    plt.close(fig)
+
+
+def test_success_probability_row_has_wilson_intervals():
+    from scipy.stats import binomtest
+
+    recs = [rec("tensor", x, {"recovery_error": 1e-6 if s < 2 else 0.3, "exact_support": 1}, seed=s,
+                protocol=p) for x in (0.0, 0.1, 0.2) for s in range(5) for p in ("blind", "report")]
+    fig = plot_experiment(config(), recs)
+    ax = fig.get_axes()[2]
+    assert ax.get_title().startswith("Success probability")
+    bars = next(c for c in ax.containers if c.get_label() == "tensor")
+    assert list(bars.lines[0].get_ydata()) == pytest.approx([0.4, 0.4, 0.4])
+    ci = binomtest(2, 5).proportion_ci(method="wilson")
+    segs = bars.lines[2][0].get_segments()
+    assert sorted(segs[0][:, 1]) == pytest.approx([ci.low, ci.high])
     plt.close(fig)
 
 
@@ -124,7 +162,7 @@ def test_categorical_sweep_keeps_config_order():
     fig = plot_experiment(cfg, recs)
     ax = fig.get_axes()[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == acts
-    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
+    assert list(_line(ax, "tensor").get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
     plt.close(fig)
 
 
@@ -188,5 +226,5 @@ def test_single_protocol_metrics_are_laid_out_two_per_row():
     cfg = config(metrics=("recovery_error", "pct_true_negative", "recovery_error"))
     cfg["experiment"]["protocols"] = ["blind"]
     fig = plot_experiment(cfg, [r for r in records() if r["protocol"] == "blind"])
-    assert len(fig.get_axes()) == 3  # a 2 x 2 grid, the unused cell removed
+    assert len(fig.get_axes()) == 4  # three metrics and the success probability, two per row
     plt.close(fig)

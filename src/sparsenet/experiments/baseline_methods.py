@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from sparsenet.experiments.config import Param
+from sparsenet.experiments.params import Param
 from sparsenet.experiments.methods import _INIT_FIELD, METHODS, Method, ModelSpec, _sparsifier
 
 __all__ = ["BASELINE_METHODS", "oracle_support"]

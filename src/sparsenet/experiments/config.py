@@ -29,6 +29,10 @@ from pathlib import Path
 from collections.abc import Mapping
 from types import MappingProxyType
 
+# Param and ConfigError live in params.py, which methods.py imports too: imports point one way
+# (params <- methods <- config), no cycle.
+from sparsenet.experiments.params import ConfigError, Param
+
 __all__ = [
     "ConfigError",
     "ExperimentConfig",
@@ -51,78 +55,6 @@ __all__ = [
 PROTOCOLS = ("blind", "report")
 SCALES = ("quick", "paper")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-
-
-class ConfigError(ValueError):
-    """A TOML experiment definition is invalid; the message names the key, the file and the rule."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Parameter specifications: one small table, one message format.
-
-
-@dataclass(frozen=True)
-class Param:
-    """Allowed values of one key: a type with a range, or a set of choices."""
-
-    kind: str  # "int" | "float" | "str" | "bool" | "choice" | "int_or_full"
-    low: float | None = None
-    high: float | None = None
-    closed: str = "both"
-    choices: tuple = ()
-    default: object = None
-
-    def describe(self):
-        if self.kind == "choice":
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        if self.kind == "bool":
-            return "a bool (true or false)"
-        if self.kind == "str":
-            return "a string"
-        left = "[" if self.closed in ("both", "left") and self.low is not None else "("
-        right = "]" if self.closed in ("both", "right") and self.high is not None else ")"
-        lo = "-inf" if self.low is None else f"{self.low:g}"
-        hi = "inf" if self.high is None else f"{self.high:g}"
-        kind = "an int" if self.kind in ("int", "int_or_full") else "a float"
-        text = f"{kind} in the range {left}{lo}, {hi}{right}"
-        if self.kind == "int_or_full":
-            text += ' or "full" (full-batch gradient descent)'
-        return text
-
-    def check(self, value, key, where, path):
-        """Return ``value`` normalized (int/float/str/bool), or raise ConfigError."""
-
-        def fail():
-            raise ConfigError(
-                f"The '{key}' key of {where} in {path} must be {self.describe()}. Got {value!r} instead."
-            )
-
-        if self.kind == "choice":
-            if value not in self.choices:
-                fail()
-            return value
-        if self.kind == "bool":
-            if not isinstance(value, bool):
-                fail()
-            return value
-        if self.kind == "str":
-            if not isinstance(value, str) or not value:
-                fail()
-            return value
-        if self.kind == "int_or_full" and value == "full":
-            return value
-        if isinstance(value, bool):
-            fail()
-        if self.kind in ("int", "int_or_full"):
-            if not isinstance(value, int):
-                fail()
-        elif not isinstance(value, (int, float)) or not math.isfinite(value):
-            fail()
-        lo_ok = self.low is None or (value >= self.low if self.closed in ("both", "left") else value > self.low)
-        hi_ok = self.high is None or (value <= self.high if self.closed in ("both", "right") else value < self.high)
-        if not (lo_ok and hi_ok):
-            fail()
-        return int(value) if self.kind in ("int", "int_or_full") else float(value)
 
 
 def _activation_names():
@@ -168,6 +100,7 @@ METRICS = (
     "pct_true_negative",
     "pct_true_positive",
     "exact_support",
+    "exact_recovery",  # derived when reading (recovery error <= its resolution and exact support)
     "test_mse",
     "test_rel_mse",
     "nnz",
@@ -195,9 +128,11 @@ _EXPERIMENT_KEYS = {
     "xscale": Param("choice", choices=("linear", "log")),
     "yscale": Param("choice", choices=("linear", "log")),
     "reproduce": Param("bool"),  # false: shipped, but left out of `sparsenet reproduce` (cluster-sized)
+    "section": None,  # the report section (sections.SECTION_KINDS), checked in parse_config
+    "resolution": None,  # table metric -> float >= 0 (claims: values closer than it are equal)
 }
 _CLAIM_KEYS = {
-    "kind": Param("choice", choices=("argmin", "trend", "compare")),
+    "kind": None,  # one of claims.CLAIM_KINDS, checked in parse_config
     "metric": Param("str"),
     "method": Param("str"),
     "better": Param("str"),
@@ -210,11 +145,6 @@ _CLAIM_KEYS = {
     "protocol": Param("choice", choices=PROTOCOLS),
     "source": Param("choice", choices=("report", "expected")),
     "text": Param("str"),
-}
-_CLAIM_REQUIRED = {
-    "argmin": ("metric", "method", "expect", "tolerance", "text"),
-    "trend": ("metric", "method", "direction", "text"),
-    "compare": ("metric", "better", "worse", "text"),
 }
 
 
@@ -277,6 +207,8 @@ class ExperimentConfig:
     y_values: tuple = ()
     success_threshold: float = 1e-2
     reproduce: bool = True
+    section: str = ""  # the report section; "" = sweep (or phase_transition for a 2-D sweep)
+    resolution: tuple = ()  # sorted (metric, float) pairs declared in the TOML
     source: str = field(default="", repr=False, compare=False)  # the TOML text, stored with the results
 
     @property
@@ -490,13 +422,16 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         _check_table(entry, _CLAIM_KEYS, where, path)
         if "kind" not in entry:
             raise ConfigError(f"Missing required key 'kind' in {where} of {path}.")
-        items = {}
+        from sparsenet.experiments.claims import CLAIM_KINDS
+
+        entry = dict(entry)
+        items = {"kind": Param("choice", choices=tuple(CLAIM_KINDS)).check(entry.pop("kind"), "kind", where, path)}
         for key, value in entry.items():
             if key == "at_epochs":
                 items[key] = _check_list(value, key, where, path, lambda e: Param("int", 0, None).check(e, key, where, path))
             else:
                 items[key] = _CLAIM_KEYS[key].check(value, key, where, path)
-        for required in _CLAIM_REQUIRED[items["kind"]]:
+        for required in CLAIM_KINDS[items["kind"]]:
             if required not in items:
                 raise ConfigError(f"Missing required key '{required}' in {where} ({items['kind']}) of {path}.")
         for key in ("method", "better", "worse"):
@@ -534,12 +469,29 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         y_values=y_values,
         success_threshold=checked.get("success_threshold", 1e-2),
         reproduce=checked.get("reproduce", True),
+        section=_check_section(exp, path),
+        resolution=_check_resolution(exp, known_metrics, path),
         source=source,
     )
     # Resolve every run once so that cross-key problems (k > d, ...) surface at load time.
     for run in expand(config):
         _check_consistency(run, path)
     return config
+
+
+def _check_section(exp, path):
+    from sparsenet.experiments.sections import SECTION_KINDS
+
+    if "section" not in exp:
+        return ""
+    return Param("choice", choices=SECTION_KINDS).check(exp["section"], "section", "[experiment]", path)
+
+
+def _check_resolution(exp, known_metrics, path):
+    table = exp.get("resolution", {})
+    _check_table(table, known_metrics, "'resolution' of [experiment]", path)
+    return tuple(sorted((m, Param("float", 0.0, None).check(v, m, "'resolution' of [experiment]", path))
+                        for m, v in table.items()))
 
 
 def _check_y(exp, checked, x, path):

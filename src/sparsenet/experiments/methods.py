@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from sparsenet.experiments.config import Param
+from sparsenet.experiments.params import Param
 
 __all__ = ["Method", "ModelSpec", "ProblemContext", "METHODS", "INITIALIZERS", "evaluate_run"]
 

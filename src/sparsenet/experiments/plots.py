@@ -4,14 +4,23 @@
 panels per metric and one column per protocol (blind | report); ``save_figure`` writes it as PNG and
 SVG.  Nothing here runs an experiment: a figure can be remade from the store at any time.
 
-Each curve is the mean over trials with ± one standard deviation (error bars for a sweep, a band for
-per-epoch histories).  Failed runs and non-finite values (an infinite recovery error marks a sign
-failure) are left out of the mean and counted in the legend entry of the panel they belong to.
+What a panel shows (honest for bimodal outcomes such as "exact recovery or failure"):
+
+* every run as a point, jittered sideways (a history: every run as a thin curve);
+* the median over trials as a line and the interquartile range as a band, a failed or non-finite run
+  counting as the worst value (so a band reaching the top edge says that a quarter or more failed);
+* failed and non-finite runs as marks at the top edge with their count, never left out silently;
+  a log axis is never given an error bar through zero;
+* the metric's resolution as a dashed line (values below it are exact, docs/EXPERIMENT_SCHEMA.md);
+* on recovery-error figures, an extra row: the success probability P(exact recovery) per x with its
+  Wilson 95 % interval.
 """
 
 from __future__ import annotations
 
+import os
 import textwrap
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from matplotlib import ticker as mticker  # noqa: E402
 
-from sparsenet.experiments.report import (  # noqa: E402
+from sparsenet.experiments.aggregate import (  # noqa: E402
     _xsort,
     aggregate,
     config_field,
@@ -31,11 +40,14 @@ from sparsenet.experiments.report import (  # noqa: E402
     experiment_protocols,
     init_not_applicable,
     is_history_metric,
+    per_trial,
+    resolution,
     run_counts,
 )
+from sparsenet.experiments.claims import wilson_interval  # noqa: E402
 
-__all__ = ["plot_experiment", "plot_phase_transition", "success_probability", "phase_transition_section",
-           "save_figure", "figure_stem", "METRIC_LABELS", "X_LABELS"]
+__all__ = ["plot_experiment", "plot_phase_transition", "success_probability", "save_figure",
+           "figure_stem", "METRIC_LABELS", "X_LABELS"]
 
 #: y-axis label (with unit) and short panel title of each metric.
 METRIC_LABELS = {
@@ -46,6 +58,7 @@ METRIC_LABELS = {
     "pct_true_negative": ("true negatives (%)", "% true negatives"),
     "pct_true_positive": ("true positives (%)", "% true positives"),
     "exact_support": ("exact support recovered (fraction of runs)", "Exact support recovery"),
+    "exact_recovery": ("P(exact recovery): error ≤ resolution and exact support", "Success probability"),
     "sign_failure": ("sign failures (fraction of runs)", "Sign failures"),
     "test_mse": ("test loss (MSE)", "Test MSE"),
     "test_rel_mse": ("relative test MSE (MSE / Var y)", "Relative test MSE"),
@@ -104,7 +117,8 @@ def _metric_labels(metric: str) -> tuple[str, str]:
 
 
 #: metrics that are fractions or percentages: always a linear axis (a log axis would hide the zeros)
-_RATE_METRICS = frozenset({"exact_support", "sign_failure", "pct_true_negative", "pct_true_positive"})
+_RATE_METRICS = frozenset({"exact_support", "exact_recovery", "sign_failure", "pct_true_negative",
+                           "pct_true_positive"})
 
 
 class _PlainLogFormatter(mticker.LogFormatter):
@@ -163,75 +177,134 @@ def _all_failed_reasons(records, protocol, label) -> dict:
     return out
 
 
+def _positions(xs, categories):
+    """Plot positions of the x values: the values themselves, or 0, 1, ... for a categorical sweep."""
+    if categories:
+        return np.array([categories.index(str(x)) for x in xs], dtype=float)
+    return np.array(xs, dtype=float)
+
+
+def _jitter(pos, all_pos, n, offset, seed):
+    """Sideways jitter of ``n`` points at ``pos``: a fraction of the smallest gap between x values."""
+    gaps = np.diff(np.unique(all_pos))
+    width = 0.12 * (gaps.min() if gaps.size else 1.0)
+    rng = np.random.default_rng(seed)
+    return pos + offset * width + rng.uniform(-0.35, 0.35, n) * width
+
+
+def _top_marks(ax, marks, color, dy):
+    """Failed / non-finite runs: a mark at the top edge of the panel at each x, with their count."""
+    trans = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
+    pos = [p for p, _ in marks]
+    ax.plot(pos, [0.985 - dy] * len(pos), marker="v", ms=6, color=color, transform=trans,
+            clip_on=False, ls="none")
+    for p, count in marks:
+        ax.text(p, 0.95 - dy, f"{count}✗", transform=trans, ha="center", va="top", fontsize=7,
+                color=color)
+
+
 def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     history = is_history_metric(metric, config)
     mine = [r for r in records if r.get("protocol") == protocol]
-    table = aggregate(mine, metric, history=history)
-    counts = run_counts(mine, metric, history=history)
-    plotted = []
+    table = aggregate(mine, metric, history=history, config=config)
+    counts = run_counts(mine, metric, history=history, config=config)
+    runs = per_trial(mine, metric, history=history, config=config)
+    finite_all = [v for d in runs.values() for v in d.values() if np.isfinite(v)]
+    log = metric not in _RATE_METRICS and (config_field(config, "yscale") == "log"
+                                           or _use_log(finite_all, metric))
     notes = []  # (x position, text, color) for points with no value (every run failed)
-    categories = [str(x) for x in sorted({k[2] for k in table}, key=_xsort)
-                  if not isinstance(x, float)]
+    categories = [str(x) for x in sorted({k[2] for k in table}, key=_xsort) if not isinstance(x, float)]
     order = [str(v) for v in (config_field(config, "values", []) or [])]
     categories.sort(key=lambda c: order.index(c) if c in order else len(order))
-    for label in methods:
-        rows = sorted(((key[2], s) for key, s in table.items() if key[1] == label),
-                      key=lambda t: t[0])
+    all_pos = _positions(sorted({k[2] for k in table}, key=_xsort), categories) if table else np.array([])
+    # the top of the data: the band of a cell whose upper quartile is a failure reaches this edge
+    top = max(finite_all) * (3.0 if log else 1.0) + (0 if log else 0.05 * (np.ptp(finite_all) or 1.0)) \
+        if finite_all else 1.0
+    n_marks = 0
+    for i, label in enumerate(methods):
+        rows = sorted(((key[2], s) for key, s in table.items() if key[1] == label), key=lambda t: _xsort(t[0]))
         if not rows:
             continue
-        if all(isinstance(x, float) for x, _ in rows):
-            xs = np.array([x for x, _ in rows], dtype=float)
-        else:  # a categorical sweep (e.g. activation): evenly spaced, labelled ticks
+        if categories:
             rows.sort(key=lambda t: categories.index(str(t[0])))
-            xs = np.arange(len(categories), dtype=float)[[categories.index(str(x))
-                                                          for x, _ in rows]]
-        mean = np.array([s.mean for _, s in rows], dtype=float)
-        std = np.array([s.std for _, s in rows], dtype=float)
-        ok = np.isfinite(mean)
+        color = colors[label]
+        xs = _positions([x for x, _ in rows], categories)
+        med = np.array([s.median for _, s in rows], dtype=float)
+        q1 = np.array([s.q1 for _, s in rows], dtype=float)
+        q3 = np.array([s.q3 for _, s in rows], dtype=float)
         note = _excluded_note(counts.get((protocol, label)), metric, rows)
-        if not history:
-            reasons = _all_failed_reasons(mine, protocol, label)
-            for (x, s), pos in zip(rows, xs):
-                if s.n_ok == 0 and s.n_failed and x in {_k(v) for v in reasons}:
-                    text = next(t for v, t in reasons.items() if _k(v) == x)
-                    notes.append((pos, text, colors[label]))
-                elif s.n_ok == 0 and s.n_nonfinite and not s.n_failed and categories:
-                    # a categorical point with no value: say why at that x (numeric sweeps name
-                    # these x values in the legend instead, to keep the panel readable)
-                    what = "sign failure" if "recovery_error" in metric else "non-finite"
-                    notes.append((pos, f"all {s.n_nonfinite} runs ∞\n({what})", colors[label]))
+        pts = runs.get((protocol, label), {})
+        offset = i - (len(methods) - 1) / 2
         if history:
-            # one curve per record; the band is ± one standard deviation over trials
-            ax.plot(xs[ok], mean[ok], color=colors[label], lw=1.6, label=label + note)
-            ax.fill_between(xs[ok], (mean - std)[ok], (mean + std)[ok], color=colors[label],
-                            alpha=0.2, lw=0)
+            by_trial: dict = {}
+            for (x, t), v in pts.items():
+                by_trial.setdefault(t, []).append((x, v))
+            for curve in by_trial.values():
+                curve.sort()
+                cx, cy = np.array(curve).T
+                ok = np.isfinite(cy)
+                ax.plot(cx[ok], cy[ok], color=color, lw=0.6, alpha=0.35)
         else:
-            ax.errorbar(xs[ok], mean[ok], yerr=std[ok], color=colors[label], marker="o", ms=4,
-                        lw=1.4, capsize=3, elinewidth=1.0, label=label + note)
-        plotted.extend(mean[ok].tolist())
-        plotted.extend((mean + std)[ok].tolist())
+            reasons = _all_failed_reasons(mine, protocol, label)
+            px_all, py_all, marks = [], [], []
+            for (x, s), pos in zip(rows, xs):
+                vals = np.array([v for (px, _), v in pts.items() if px == x], dtype=float)
+                ok = np.isfinite(vals)
+                px_all.append(_jitter(pos, all_pos, int(ok.sum()), offset,
+                                      seed=zlib.crc32(f"{label}|{x}".encode())))
+                py_all.append(vals[ok])
+                if s.n_excluded:
+                    marks.append((pos, s.n_excluded))
+                if s.n_ok == 0 and s.n_failed and x in {_k(v) for v in reasons}:
+                    notes.append((pos, next(t for v, t in reasons.items() if _k(v) == x), color))
+                elif s.n_ok == 0 and s.n_nonfinite and not s.n_failed and categories:
+                    what = "sign failure" if "recovery_error" in metric else "non-finite"
+                    notes.append((pos, f"all {s.n_nonfinite} runs ∞\n({what})", color))
+            ax.plot(np.concatenate(px_all), np.concatenate(py_all), ls="none", marker="o", ms=3,
+                    alpha=0.5, color=color, markeredgewidth=0)
+            if marks:
+                _top_marks(ax, marks, color, 0.06 * (i % 3))
+                n_marks += 1
+        ok = np.isfinite(med)
+        style = {"lw": 1.6} if history else {"lw": 1.4, "marker": "D", "ms": 4}
+        ax.plot(xs[ok], med[ok], color=color, label=label + note, **style)
+        band_ok = np.isfinite(q1)
+        ax.fill_between(xs[band_ok], q1[band_ok], np.where(np.isfinite(q3), q3, top)[band_ok],
+                        color=color, alpha=0.18, lw=0)
     if categories:
         ax.set_xticks(range(len(categories)), categories)
-    # the config's yscale = "log" forces a log axis on error/loss metrics (never on a rate, whose
-    # zeros a log axis would hide); the default ("linear") lets the data decide
-    if metric not in _RATE_METRICS and (config_field(config, "yscale") == "log"
-                                        or _use_log(plotted, metric)):
+    res = resolution(config, metric)
+    if log:
         ax.set_yscale("log", nonpositive="clip")
         ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=True))
-        ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False,
-                                                        minor_thresholds=(1, 0.5)))
-    if metric == "exact_support" or metric == "sign_failure":
-        ax.set_ylim(-0.05, 1.05)
+        low = top / 10.0
+        if finite_all:
+            low = min(v for v in finite_all if v > 0) if any(v > 0 for v in finite_all) else res
+            low = min(low, res or low) / 3.0
+            ax.set_ylim(low, top * 3.0)
+        if top / low < 300:  # minor labels only on a short axis (they are most of a draw's cost)
+            ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+        else:
+            ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+        if res > 0 and finite_all and min(finite_all) <= 10 * res:
+            ax.axhline(res, color="0.4", ls="--", lw=0.9)
+            ax.text(0.01, res, f" resolution {res:g} (exact below)", transform=matplotlib.transforms
+                    .blended_transform_factory(ax.transAxes, ax.transData), fontsize=7, color="0.3",
+                    va="bottom")
+    elif finite_all and metric not in _RATE_METRICS:
+        lo = min(finite_all)
+        ax.set_ylim(lo - 0.05 * ((top - lo) or 1.0), top + 0.12 * ((top - lo) or 1.0))
+    if metric in ("exact_support", "sign_failure", "exact_recovery"):
+        ax.set_ylim(-0.05, 1.15)
     elif metric.startswith("pct_"):
-        ax.set_ylim(-2.5, 102.5)
-    # points where every run failed: say why in words at that x instead of a number
+        ax.set_ylim(-2.5, 112.5)
     seen: dict = {}
     for pos, text, color in notes:
-        i = seen.setdefault(pos, 0)
+        j = seen.setdefault(pos, 0)
         seen[pos] += 1
-        if i > 2:
+        if j > 2:
             continue
-        ax.annotate(text, xy=(pos, 0.97 - 0.16 * i), xycoords=("data", "axes fraction"),
+        ax.annotate(text, xy=(pos, 0.85 - 0.16 * j), xycoords=("data", "axes fraction"),
                     ha="center", va="top", fontsize=7, color=color,
                     bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.9})
     if config_field(config, "xscale") == "log" and not history and not categories:
@@ -239,22 +312,65 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     ylabel, title = _metric_labels(metric)
     x = "epoch" if history else config_field(config, "x", "x")
     ax.set_xlabel(X_LABELS.get(x, x))
-    ax.set_ylabel("\n".join(textwrap.wrap(ylabel, 48)) if "$" not in ylabel else ylabel,
-                  fontsize=9)
+    ax.set_ylabel("\n".join(textwrap.wrap(ylabel, 48)) if "$" not in ylabel else ylabel, fontsize=9)
     proto = PROTOCOL_TITLES.get(protocol, f"{protocol} protocol")
     ax.set_title(f"{title} — " + "\n".join(textwrap.wrap(proto, 44)), fontsize=10)
     ax.grid(True, alpha=0.3)
-    if not plotted:
-        ax.text(0.5, 0.5, "no successful run", transform=ax.transAxes, ha="center",
-                va="center", color="0.4")
+    if not finite_all:
+        ax.text(0.5, 0.5, "no successful run", transform=ax.transAxes, ha="center", va="center",
+                color="0.4")
+    if n_marks:
+        ax.text(0.99, 0.01, "▼n✗: n runs failed or infinite (worst value)", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=6.5, color="0.3")
     if ax.get_legend_handles_labels()[0]:
-        # below the axes so it never hides the data; constrained layout makes room for it
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=8, frameon=False,
-                  ncol=1)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=8, frameon=False, ncol=1)
+
+
+def _draw_success(ax, config, records, protocol, methods, colors):
+    """P(exact recovery) per x with Wilson 95 % intervals; a failed run is not a success."""
+    mine = [r for r in records if r.get("protocol") == protocol]
+    runs = per_trial(mine, "exact_recovery", config=config)
+    keys = sorted({k[0] for d in runs.values() for k in d}, key=_xsort)
+    categories = [str(x) for x in keys if not isinstance(x, float)]
+    order = [str(v) for v in (config_field(config, "values", []) or [])]
+    categories.sort(key=lambda c: order.index(c) if c in order else len(order))
+    all_pos = _positions(keys, categories)
+    for i, label in enumerate(methods):
+        pts = runs.get((protocol, label), {})
+        xs = sorted({x for x, _ in pts}, key=_xsort)
+        if not xs:
+            continue
+        if categories:
+            xs.sort(key=lambda x: categories.index(str(x)))
+        pos = _positions(xs, categories)
+        k = np.array([sum(v == 1.0 for (px, _), v in pts.items() if px == x) for x in xs])
+        n = np.array([sum(1 for (px, _) in pts if px == x) for x in xs])
+        lo, hi = np.array([wilson_interval(a, b) for a, b in zip(k, n)]).T
+        p = k / n
+        gaps = np.diff(np.unique(all_pos))
+        shift = (i - (len(methods) - 1) / 2) * 0.08 * (gaps.min() if gaps.size else 1.0)
+        ax.errorbar(pos + shift, p, yerr=[p - lo, hi - p], color=colors[label], marker="o", ms=4,
+                    lw=1.2, capsize=3, label=label)
+    if categories:
+        ax.set_xticks(range(len(categories)), categories)
+    if config_field(config, "xscale") == "log" and not categories:
+        ax.set_xscale("log")
+    res = resolution(config, "recovery_error")
+    ax.set_ylim(-0.05, 1.05)
+    x = config_field(config, "x", "x")
+    ax.set_xlabel(X_LABELS.get(x, x))
+    ax.set_ylabel(f"P(error ≤ {res:g} and exact support)", fontsize=9)
+    proto = PROTOCOL_TITLES.get(protocol, f"{protocol} protocol")
+    ax.set_title("Success probability (Wilson 95 % CI) — " + "\n".join(textwrap.wrap(proto, 44)),
+                 fontsize=10)
+    ax.grid(True, alpha=0.3)
 
 
 def plot_experiment(config, records) -> matplotlib.figure.Figure:
     """Draw one experiment: a panel per (metric, protocol), metrics as rows, protocols as columns.
+
+    A figure with ``recovery_error`` among its metrics (and no history x) gets one more row: the
+    success probability P(exact recovery) with Wilson 95 % intervals.
 
     Parameters
     ----------
@@ -273,12 +389,15 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     metrics = list(config_field(config, "metrics", []) or [])
     if not metrics:
         raise ValueError("The experiment config has no 'metrics' to plot.")
+    if ("recovery_error" in metrics and "exact_recovery" not in metrics
+            and config_field(config, "x") != "epoch"
+            and any((r.get("metrics") or {}).get("recovery_error") is not None for r in records)):
+        metrics.append("exact_recovery")
     protocols = experiment_protocols(config, records)
     methods = experiment_methods(config, records)
     cmap = plt.get_cmap("tab10")
     colors = {m: cmap(i % 10) for i, m in enumerate(methods)}
     if len(protocols) == 1 and len(metrics) > 1:
-        # one protocol: the metrics side by side, two per row (a single tall column is unreadable)
         panels = [(metric, protocols[0]) for metric in metrics]
         ncol = 2
         nrow = (len(panels) + 1) // 2
@@ -290,7 +409,10 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
                              squeeze=False, layout="constrained")
     flat = axes.ravel()
     for ax, (metric, protocol) in zip(flat, panels):
-        _draw_panel(ax, config, records, metric, protocol, methods, colors)
+        if metric == "exact_recovery":
+            _draw_success(ax, config, records, protocol, methods, colors)
+        else:
+            _draw_panel(ax, config, records, metric, protocol, methods, colors)
     for ax in flat[len(panels):]:
         fig.delaxes(ax)
     figure = config_field(config, "figure")
@@ -298,7 +420,7 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     head = f"Fig. {int(figure)}: {title}" if figure is not None else str(title)
     trials = config_field(config, "trials")
     if trials is not None:
-        head += f"  (mean ± std over {trials} trials)"
+        head += f"  (every run shown; line: median, band: interquartile range over {trials} trials)"
     fig.suptitle(head, fontsize=12)
     return fig
 
@@ -412,48 +534,21 @@ def plot_phase_transition(config, records) -> matplotlib.figure.Figure:
     return fig
 
 
-def phase_transition_section(config, records, fig_dir):
-    """Report section of a 2-D sweep: the heat map and a success-probability table per method."""
-    from sparsenet.experiments.report import Heading, Image, Paragraph, Table, _heading_text
-
-    records = list(records)
-    blocks = [Heading(2, _heading_text(config))]
-    description = config_field(config, "description") or config_field(config, "claim")
-    if description:
-        blocks.append(Paragraph(str(description)))
-    xs, ys, table = success_probability(config, records)
-    if not table:
-        return blocks + [Paragraph("**No records**: this experiment has not been run yet.")]
-    fig = plot_phase_transition(config, records)
-    stem = f"{config_field(config, 'name', 'experiment')}_success_vs_{config_field(config, 'x')}_" \
-           f"{config_field(config, 'y')}"
-    png, _ = save_figure(fig, fig_dir, stem)
-    plt.close(fig)
-    threshold = float(config_field(config, "success_threshold", 1e-2))
-    blocks.append(Image(png, _heading_text(config),
-                        f"Fraction of trials with recovery error < {threshold:g} (failed runs count as "
-                        "failures); white line: 50% contour."))
-    x, y = config_field(config, "x"), config_field(config, "y")
-    for (protocol, method), (P, N) in table.items():
-        blocks.append(Paragraph(f"`success` = P(recovery error < {threshold:g}), {method}, {protocol} protocol "
-                                "(successes / runs)"))
-        rows = [[f"{yv:g}"] + [("—" if N[i, j] == 0 else f"{P[i, j]:.2f} ({int(round(P[i, j] * N[i, j]))}/{N[i, j]})")
-                               for j in range(len(xs))] for i, yv in enumerate(ys)]
-        blocks.append(Table([f"{y} \\ {x}"] + [f"{v:g}" for v in xs], rows[::-1]))
-    return blocks
-
-
 def save_figure(fig, out_dir, stem: str) -> tuple[Path, Path]:
     """Write ``fig`` as ``out_dir/stem.png`` (120 dpi) and ``out_dir/stem.svg``; return both paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     png, svg = out / f"{stem}.png", out / f"{stem}.svg"
-    fig.savefig(png, dpi=120)
+    # written to a temporary name and renamed: a kill mid-write never leaves a truncated figure
+    tmp_png, tmp_svg = out / f".{stem}.png.tmp", out / f".{stem}.svg.tmp"
+    fig.savefig(tmp_png, dpi=120, format="png")
     # the layout computed for the PNG holds for the SVG: do not solve it again (it is the costly
     # part of a draw), and keep text as text in the SVG (smaller, faster than glyph outlines)
     engine = fig.get_layout_engine()
     if engine is not None:
         fig.set_layout_engine("none")
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": stem}):
-        fig.savefig(svg)
+        fig.savefig(tmp_svg, format="svg")
+    os.replace(tmp_png, png)
+    os.replace(tmp_svg, svg)
     return png, svg
