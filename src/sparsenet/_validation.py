@@ -14,6 +14,8 @@ __all__ = [
     "check_scalar",
     "check_data",
     "check_weights",
+    "check_magnitude",
+    "max_abs_value",
 ]
 
 
@@ -112,6 +114,58 @@ def _finite(a, name):
         )
 
 
+# The model forms products of up to five data values summed over the rows (the order-4 moment
+# y·x⁴ of the tensor initialization; the squared loss of a squared activation, (xᵀw)⁴).
+_MAX_FACTORS = 5
+
+
+def max_abs_value(n_samples):
+    """Largest |entry| of X or y for which those products and sums stay finite in float64.
+
+    0.999·(max float64 / n_samples)^(1/5) (the factor absorbs rounding): about 1e61 for 10⁴ rows.
+    """
+    return 0.999 * float((np.finfo(np.float64).max / max(int(n_samples), 1)) ** (1.0 / _MAX_FACTORS))
+
+
+def check_magnitude(a, name, n_samples=None):
+    """Refuse an entry too large for the model, naming it (row, column) and the limit.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n_samples,), (n_samples, n_features) or with a leading model axis
+        Finite data (X or y).
+    name : {"X", "y"}
+        Which input, named in the message.
+    n_samples : int or None, default=None
+        Rows summed over (the limit depends on it); None: ``a.shape[-2]`` for X, ``a.shape[-1]`` for y.
+
+    Raises
+    ------
+    ValueError
+        When an entry exceeds :func:`max_abs_value`.
+    """
+    a = np.asarray(a)
+    if a.dtype.kind != "f" or a.size == 0:
+        return
+    if n_samples is None:
+        n_samples = a.shape[-2] if name == "X" and a.ndim >= 2 else a.shape[-1]
+    limit = max_abs_value(n_samples)
+    if max(float(a.max()), -float(a.min())) <= limit:  # two passes, no n×d temporary
+        return
+    where = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(a))), a.shape))
+    value = float(a[where])
+    if name == "X":
+        at = f"row {where[-2]}, column {where[-1]}" + (f", model {where[0]}" if len(where) == 3 else "")
+    else:
+        at = f"row {where[-1]}" + (f", model {where[0]}" if len(where) == 2 else "")
+    raise ValueError(
+        f"Input '{name}' has a value too large for the model: {name}[{', '.join(map(str, where))}] = "
+        f"{value:.3g} ({at}). Values beyond {limit:.2g} (for {n_samples} rows) overflow float64 in the "
+        f"moments and the squared loss; standardize {'the features' if name == 'X' else 'the target'} "
+        "(subtract the mean, divide by the standard deviation)."
+    )
+
+
 def check_data(X, y=None, *, dtype=np.float64, min_samples=1, allow_batch=False):
     """Validate a design matrix and (optionally) its targets.
 
@@ -132,7 +186,9 @@ def check_data(X, y=None, *, dtype=np.float64, min_samples=1, allow_batch=False)
     Raises
     ------
     ValueError
-        Wrong number of dimensions, mismatched lengths, too few rows, NaN or infinity.
+        Wrong number of dimensions, mismatched lengths, too few rows, NaN or infinity, or an entry
+        too large for the model (|value| > :func:`max_abs_value`, where products of five values
+        overflow float64); the message names the entry's row and column.
     """
     try:
         X = np.ascontiguousarray(X, dtype=dtype)
@@ -149,6 +205,7 @@ def check_data(X, y=None, *, dtype=np.float64, min_samples=1, allow_batch=False)
     if X.shape[-1] < 1:
         raise ValueError("Input 'X' must have at least one feature (column). Got 0 instead.")
     _finite(X, "X")
+    check_magnitude(X, "X", n)
     if y is None:
         return X, None
     try:
@@ -161,6 +218,7 @@ def check_data(X, y=None, *, dtype=np.float64, min_samples=1, allow_batch=False)
             f"Got shape {y.shape} instead."
         )
     _finite(y, "y")
+    check_magnitude(y, "y", n)
     return X, y
 
 
