@@ -133,6 +133,17 @@ def _grid(text, option, kind):
     return values, None
 
 
+def _seed(text):
+    """argparse type of --seed: a non-negative int (argparse names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer. Got {text!r} instead.")
+    return value
+
+
 def _check_out(path):
     """Why ``path`` cannot be written as the model file, or None (checked before training)."""
     out = os.path.abspath(path)
@@ -295,7 +306,7 @@ def add_commands(subparsers):
     fit.add_argument("--cv", type=int, default=5, help="cross-validation folds for the choice")
     fit.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations per pruning stage (cap)")
     fit.add_argument("--validation", type=float, default=0.2, help="fraction of rows held out for validation")
-    fit.add_argument("--seed", type=int, default=0, help="random seed (split, initialization, minibatches)")
+    fit.add_argument("--seed", type=_seed, default=0, help="random seed (split, initialization, minibatches)")
     fit.add_argument("--out", default="model.npz", help="where to write the model")
     fit.set_defaults(func=_cmd_fit)
 
