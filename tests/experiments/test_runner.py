@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from sparsenet.experiments.config import expand, load_config
+from sparsenet.experiments.config import PROBLEM_KEYS, expand, load_config
 from sparsenet.experiments.runner import execute_task, make_tasks, run_experiments
 from sparsenet.experiments.store import STORE_NAME, open_store
 from sweep_kill import SWEEP, count_rows, kill_mid_sweep
@@ -269,3 +269,64 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_is_done(tmp_path):
     assert f"{kept} already stored" in done.stdout
     with open_store(out) as store:
         assert store.keys() == expected
+
+
+def _paper_runs():
+    from sparsenet.experiments.config import shipped_configs
+
+    runs = {}
+    for path in shipped_configs(reproduce_only=True):
+        for run in expand(load_config(path, scale="paper")):
+            runs.setdefault(run.key, run)
+    return list(runs.values())
+
+
+def test_paper_reproduction_is_cut_into_small_tasks_longest_first():
+    # Issue 13 item 2: no store transaction may hold more than a few seconds of work, and the pool
+    # must have enough tasks to end evenly (issue 15: no straggler).
+    from sparsenet.experiments.runner import COST_PER_SECOND, MAX_TASK_SECONDS, TASKS_PER_WORKER, plan_tasks, task_cost
+
+    runs = _paper_runs()
+    tasks = plan_tasks(runs, 2)
+    assert sorted(r.key for t in tasks for r in t.runs) == sorted(r.key for r in runs)
+    assert len(tasks) >= TASKS_PER_WORKER * 2
+    costs = [task_cost(t) for t in tasks]
+    assert costs == sorted(costs, reverse=True)
+    cap = MAX_TASK_SECONDS * COST_PER_SECOND
+    for task, cost in zip(tasks, costs):
+        problems = {(r.seed,) + tuple(str(r.params_dict.get(k)) for k in PROBLEM_KEYS) for r in task.runs}
+        assert cost <= cap or len(problems) == 1, (len(task), cost / cap)
+    # The largest task is at most a small share of the whole (the last one to start ends soon after the rest).
+    assert costs[0] <= sum(costs) / (TASKS_PER_WORKER * 2) or costs[0] <= cap
+
+
+def test_each_task_is_stored_in_its_own_transaction_as_it_finishes(tiny, tmp_path):
+    from sparsenet.experiments.runner import serial
+
+    seen = []
+
+    class CountingStore:
+        def __init__(self, store):
+            self.store = store
+
+        def __getattr__(self, name):
+            return getattr(self.store, name)
+
+        def put(self, records, **kw):
+            seen.append(len(records))
+            return self.store.put(records, **kw)
+
+    def backend(tasks):
+        for task, records in serial(tasks):
+            yield task, records
+            # the consumer stored this task before asking for the next one
+            assert count_rows(tmp_path / "o" / STORE_NAME) == sum(seen)
+
+    with open_store(tmp_path / "o") as store:
+        result = run_experiments([tiny], CountingStore(store), jobs=1, progress=False,
+                                 max_cost=1.0, backend=backend)
+    runs = expand(tiny)
+    n_problems = len({(r.protocol, r.seed) + tuple(str(r.params_dict.get(k)) for k in PROBLEM_KEYS) for r in runs})
+    assert n_problems > 1  # one task (transaction) per problem at this cap
+    assert result.tasks == len(seen) == n_problems
+    assert sum(seen) == result.done == result.total

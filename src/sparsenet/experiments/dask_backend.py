@@ -88,6 +88,10 @@ def connect(scheduler, *, timeout=60):
         client = distributed.Client(value, timeout=timeout)
     try:
         client.wait_for_workers(1, timeout=timeout)
+        if cluster is not None:  # workers of our own cluster die with this process (kill -9 included)
+            from sparsenet.experiments.dask_watch import ParentWatch
+
+            client.register_plugin(ParentWatch())
         yield client
     finally:
         client.close()

@@ -27,7 +27,7 @@ import traceback
 import warnings
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,6 +37,10 @@ __all__ = [
     "Task",
     "SweepResult",
     "make_tasks",
+    "plan_tasks",
+    "task_cost",
+    "watch_parent",
+    "warm_up",
     "execute_task",
     "local_pool",
     "serial",
@@ -66,9 +70,11 @@ class SweepResult:
     failed: list  # (run_key, label, error) of runs that failed in this call
     interrupted: bool = False
     wall_time: float = 0.0
+    tasks: int = 0  # tasks (store transactions) computed
+    experiment_time: dict = field(default_factory=dict)  # experiment -> CPU seconds of its runs computed here
 
 
-def make_tasks(runs, *, max_models=256):
+def make_tasks(runs, *, max_models=256, max_cost=None):
     """Group runs by problem shape and protocol, then cut each group into chunks of whole trials.
 
     Parameters
@@ -78,11 +84,15 @@ def make_tasks(runs, *, max_models=256):
     max_models : int or None, default=256
         Upper bound on the models of one task (one problem's runs are never split). ``None``: no limit;
         ``1``: every run alone, each problem regenerated (used to test that grouping changes nothing).
+    max_cost : float or None, default=None
+        Upper bound on a task's estimated cost (:func:`task_cost`; one problem is never split):
+        bounds the work of one task, so that each transaction of the store holds a few seconds of
+        work at most and the pool has enough tasks to finish evenly.  None: no bound.
 
     Returns
     -------
     tasks : list of Task
-        Largest first, so that a pool finishes evenly.
+        Costliest first (longest processing time first: no straggler at the end of a pool).
     """
     groups = defaultdict(lambda: defaultdict(list))
     for run in runs:
@@ -92,31 +102,45 @@ def make_tasks(runs, *, max_models=256):
         groups[shape][problem].append(run)
     tasks = []
     for problems in groups.values():
-        chunk = []
+        chunk, chunk_cost = [], 0.0
         for problem_runs in problems.values():
-            if chunk and max_models is not None and len(chunk) + len(problem_runs) > max_models:
-                tasks.append(Task(tuple(chunk)))
-                chunk = []
             if max_models == 1:
                 tasks.extend(Task((r,)) for r in problem_runs)
                 continue
+            cost = sum(_run_cost(r) for r in problem_runs)
+            too_many = max_models is not None and len(chunk) + len(problem_runs) > max_models
+            too_costly = max_cost is not None and chunk_cost + cost > max_cost
+            if chunk and (too_many or too_costly):
+                tasks.append(Task(tuple(chunk)))
+                chunk, chunk_cost = [], 0.0
             chunk.extend(problem_runs)
+            chunk_cost += cost
         if chunk:
             tasks.append(Task(tuple(chunk)))
     tasks.sort(key=lambda t: -_cost(t))
     return tasks
 
 
+# Relative CPU time per run of a method beyond batched IHT (measured with the compiled epochs, paper
+# sizes, one core): a batched IHT run ~0.03 s, a staged baseline trains alone (~0.17 s), l1_prox
+# trains 24 candidate penalties (~0.9 s), recover runs full-batch solvers and a sign search (~0.5 s).
+_METHOD_WEIGHT = {"iht": 1.0, "l1_prox": 30.0, "recover": 16.0}
+_UNBATCHED_WEIGHT = 6.0
+COST_PER_SECOND = 5e8  # task_cost units per second of one core (compiled epochs), for sizing tasks
+
+
+def _run_cost(run):
+    p = run.params_dict
+    epochs = max(p["epochs"], p.get("method_epochs", 0), 1)
+    weight = _METHOD_WEIGHT.get(run.method, _UNBATCHED_WEIGHT if "method_epochs" in p else 1.0)
+    return weight * p["n"] * p["d"] * p["k"] * epochs
+
+
 def _cost(task):
-    # Baselines train in their own finishing step (their setting's epochs is 0, the budget is
-    # method_epochs) and run one model at a time: weigh them as such, or they land last and idle a core.
-    total = 0
-    for run in task.runs:
-        p = run.params_dict
-        epochs = max(p["epochs"], p.get("method_epochs", 0), 1)
-        unbatched = 8 if "method_epochs" in p else 1
-        total += unbatched * p["n"] * p["d"] * p["k"] * epochs
-    return total
+    return sum(_run_cost(run) for run in task.runs)
+
+
+task_cost = _cost
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,10 +307,48 @@ def _history_json(history):
 # Backends: iterables of (task, records) in completion order
 
 
-def _worker_init():
+def watch_parent(parent_pid, *, interval=0.2):
+    """Exit this process as soon as its parent ``parent_pid`` is gone (a daemon thread polls ``getppid``).
+
+    A pool worker whose parent was killed (kill -9: no clean shutdown reaches it) would otherwise go on
+    computing tasks nobody will store, then idle forever.  When the parent dies the worker is
+    re-parented (to init or a subreaper), so ``os.getppid()`` changes; the thread then ends the process
+    with ``os._exit`` (no cleanup: the results have no reader).  The compiled epochs release the GIL,
+    so the thread runs within ``interval`` even mid-task.
+    """
+    import threading
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="sparsenet-parent-watch", daemon=True).start()
+
+
+def _worker_init(parent_pid=None):
     # Ctrl-C is handled by the parent alone; one BLAS thread per process (the pool uses the cores).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        watch_parent(parent_pid)
     _one_blas_thread()
+    warm_up()
+
+
+def warm_up():
+    """Import what a task needs and load the compiled epochs (compiling them once per machine), so
+    that a worker pays this while the pool starts rather than inside its first task."""
+    from sparsenet.experiments import methods  # noqa: F401 - the method registry and the core
+
+    try:
+        from sparsenet import _sgd_kernels
+    except ImportError:  # pragma: no cover - numba missing: the numpy path
+        return
+    d, k = 2, 1
+    X = np.zeros((2, d + 1))
+    _sgd_kernels.grouped_epoch(X, X[0, :0].copy(), d, np.zeros((1, 2), dtype=np.intp), np.zeros((1, d, k)),
+                               np.zeros((1, k, 1)), np.zeros((1, 1)), np.zeros((1, 1)), 0, 2,
+                               np.zeros((0, 0, 0)), np.zeros((0, 0)), False)
 
 
 def _one_blas_thread():
@@ -316,7 +378,8 @@ def local_pool(tasks, jobs):
     """
     import multiprocessing as mp
 
-    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                   initargs=(os.getpid(),))
     clean = False
     try:
         futures = {executor.submit(execute_task, task): task for task in tasks}
@@ -333,8 +396,28 @@ def local_pool(tasks, jobs):
         executor.shutdown(wait=True, cancel_futures=True)
 
 
+MAX_TASK_SECONDS = 1.5  # estimated seconds of one core in one task (one store transaction)
+TASKS_PER_WORKER = 4
+
+
+def plan_tasks(runs, jobs, *, max_models=None, max_cost=None):
+    """The tasks of ``runs`` for ``jobs`` workers: :func:`make_tasks` with sizes chosen for the pool.
+
+    Defaults: at most 512 models and an estimated :data:`MAX_TASK_SECONDS` of one core per task (each
+    store transaction then holds a few seconds of work at most, so a kill loses little and progress
+    shows), and at least :data:`TASKS_PER_WORKER` tasks per worker; costliest first, so that the
+    small tasks fill the workers in at the end (no straggler).  A problem's runs are never split.
+    """
+    if max_models is None:
+        max_models = 512
+    if max_cost is None and runs:
+        total = sum(_run_cost(r) for r in runs)
+        max_cost = min(MAX_TASK_SECONDS * COST_PER_SECOND, total / (TASKS_PER_WORKER * max(1, jobs)))
+    return make_tasks(runs, max_models=max_models, max_cost=max_cost)
+
+
 def run_experiments(configs, store, *, jobs=None, force=False, retry_failed=False, progress=True,
-                    max_models=None, backend=None):
+                    max_models=None, max_cost=None, backend=None):
     """Run every run of ``configs`` that is not in ``store``; store each task's records as it finishes.
 
     Parameters
@@ -350,7 +433,11 @@ def run_experiments(configs, store, *, jobs=None, force=False, retry_failed=Fals
     progress : bool, default=True
         Show a tqdm progress bar (runs done / total, elapsed, time remaining).
     max_models : int or None, default=None
-        Models per task (see :func:`make_tasks`); None picks a size that keeps every worker busy.
+        Models per task (see :func:`make_tasks`); None: at most 512.
+    max_cost : float or None, default=None
+        Estimated cost of one task (see :func:`make_tasks`); None: at most :data:`MAX_TASK_SECONDS`
+        of one core, and small enough for ``TASKS_PER_WORKER`` tasks per worker, so that every
+        transaction of the store holds a few seconds of work at most and the pool ends evenly.
     backend : callable or None, default=None
         ``backend(tasks) -> iterable of (task, records)``; None: :func:`local_pool` (or :func:`serial`).
 
@@ -372,10 +459,7 @@ def run_experiments(configs, store, *, jobs=None, force=False, retry_failed=Fals
         todo = [r for k, r in runs.items() if k not in stored]
     skipped = len(runs) - len(todo)
     jobs = jobs or os.cpu_count() or 1
-    if max_models is None:
-        # Enough tasks to keep every worker busy, each as large as that allows (batching pays per call).
-        max_models = max(16, min(512, -(-len(todo) // (2 * jobs)))) if jobs > 1 else 512
-    tasks = make_tasks(todo, max_models=max_models)
+    tasks = plan_tasks(todo, jobs, max_models=max_models, max_cost=max_cost)
     if backend is None:
         backend = serial if jobs == 1 or len(tasks) <= 1 else (lambda ts: local_pool(ts, jobs))
 
@@ -390,7 +474,11 @@ def run_experiments(configs, store, *, jobs=None, force=False, retry_failed=Fals
         for task, records in stream:
             store.put(records, replace=force or retry_failed)
             result.done += len(records)
+            result.tasks += 1
             labels = {r.key: r.label for r in task.runs}
+            for run, record in zip(task.runs, records):
+                result.experiment_time[run.experiment] = (result.experiment_time.get(run.experiment, 0.0)
+                                                          + record.get("wall_time", 0.0))
             result.failed += [(r["run_key"], labels[r["run_key"]], r["error"]) for r in records if r["status"] != "ok"]
             if bar is not None:
                 bar.update(len(records))
