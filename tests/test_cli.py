@@ -122,3 +122,96 @@ def test_report_on_a_file_that_is_not_a_store(tmp_path, capsys):
     (tmp_path / "runs.sqlite").write_text("this is not a database " * 100)
     assert cli.main(["report", str(tmp_path)]) == 2
     assert "is not a sparsenet results store" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input found by breaking it on purpose (issue 13, item 5)
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", ["-1", "abc"])
+def test_fit_seed_error_names_the_option(tmp_path, capsys, seed):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n" + "\n".join(f"{i},{i % 3},{i % 5}" for i in range(40)) + "\n")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["fit", str(data), "--target", "y", "--seed", seed])
+    assert exc.value.code != 0
+    assert f"argument --seed: must be a non-negative integer. Got '{seed}' instead." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("address", ["local:abc", "local:0", "host:port", "local:"])
+def test_bad_scheduler_names_the_option(tmp_path, capsys, address):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "fig04", "--scheduler", address, "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --scheduler: must be local:N" in err and repr(address) in err
+    assert "invalid literal" not in err
+
+
+@pytest.mark.parametrize("address", ["local", "local:3", "tcp://10.0.0.1:8786", "localhost:8786", "tcp://[::1]:8786"])
+def test_good_scheduler_addresses_parse(address):
+    args = cli.build_parser().parse_args(["run", "fig04", "--scheduler", address])
+    assert args.scheduler == address
+
+
+def test_memory_error_stored_as_failed_exits_nonzero(tiny_path, tmp_path, monkeypatch, capsys):
+    from sparsenet.experiments import runner
+
+    def out_of_memory(params, seed):
+        raise MemoryError("Unable to allocate 7.45 GiB for an array")
+
+    monkeypatch.setattr(runner, "_make_problem", out_of_memory)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(tiny_path), "--out", str(out), "--jobs", "1", "--no-progress"]) == 1
+    assert "4 runs ran out of memory (MemoryError) and are stored as failed" in capsys.readouterr().err
+    with open_store(out) as store:
+        assert len(store.keys(status="failed")) == 4
+
+
+@pytest.mark.parametrize("edits, match", [
+    ([("n = 300", "n = 100000000")],
+     r"a run with n = 100000000, n_test = 100, d = 6 needs about 10\.4 GiB of memory "
+     r"\(two float64 copies .*\), more than this machine's 4 GiB; lower n, n_test or d\."),
+    ([("n = 300", "n = 10000000"), ("d = 6", "d = 100000")],
+     r"a run with n = 10000000, n_test = 100, d = 100000 needs about 1\.49e\+04 GiB .* 4 GiB"),
+])
+def test_memory_estimate_refuses_oversized_runs(tiny_path, tmp_path, monkeypatch, edits, match):
+    # The machine's memory is fixed at 4 GiB so that the verdict does not depend on where the test runs;
+    # the estimate itself is checked against the array sizes: 2 x 8 bytes x (n + n_test) x (d + 1).
+    monkeypatch.setattr(config_module, "machine_memory_bytes", lambda: 4 * 2**30)
+    text = TINY
+    for old, new in edits:
+        text = text.replace(old, new)
+    tiny_path.write_text(text)
+    with pytest.raises(SystemExit, match=match):
+        cli.main(["run", str(tiny_path), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()  # refused before anything was created
+
+
+def test_memory_estimate_is_the_size_of_two_data_copies():
+    # Independent oracle: the bytes of the arrays make_planted returns, for a small problem, times two.
+    from sparsenet.data import make_planted
+
+    p = make_planted(500, 7, 2, n_test=80, random_state=0)
+    data = p.X.nbytes + p.y.nbytes + p.X_test.nbytes + p.y_test.nbytes
+    assert config_module.run_memory_bytes({"n": 500, "d": 7, "n_test": 80}) == 2 * data
+
+
+def test_non_utf8_config_is_named(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(TINY.replace('title = "Tiny"', 'title = "Caf\u00e9"').encode("latin-1"))
+    with pytest.raises(SystemExit, match=r"latin1\.toml is not UTF-8 text \(a TOML file must be\): byte 0xe9 at line 5"):
+        cli.main(["run", str(path), "--out", str(tmp_path / "out")])
+
+
+def test_two_configs_with_one_name_are_refused(tiny_path, tmp_path, capsys):
+    other = tmp_path / "other.toml"
+    other.write_text(TINY.replace("trials = 2", "trials = 3"))  # same [experiment] name "tiny"
+    out = tmp_path / "out"
+    assert cli.main(["run", str(tiny_path), str(other), "--out", str(out), "--jobs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Two experiment definitions are named 'tiny'" in err and "other.toml" in err and "tiny.toml" in err
+    # Also across calls: the second file would silently replace the first in the report.
+    assert cli.main(["run", str(other), "--out", str(out), "--jobs", "1", "--no-progress"]) == 2
+    # Editing the same file and rerunning is fine (the definition is replaced).
+    tiny_path.write_text(TINY.replace("trials = 2", "trials = 1"))
+    assert cli.main(["run", str(tiny_path), "--out", str(out), "--jobs", "1", "--no-progress"]) == 0

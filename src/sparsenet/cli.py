@@ -28,6 +28,30 @@ def _jobs_default():
     return os.cpu_count() or 1
 
 
+def _scheduler_address(text):
+    """argparse type of --scheduler: local:N (N >= 1) or [SCHEME://]HOST[:PORT] with a numeric port."""
+    import re
+
+    text = text.strip()
+    local = re.fullmatch(r"local(?::(\d+))?", text)
+    if (local and (local.group(1) is None or int(local.group(1)) >= 1)) or \
+            (not local and not text.startswith("local:")
+             and re.fullmatch(r"([a-z][a-z0-9+.-]*://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+)(:\d+)?", text)):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"must be local:N (a LocalCluster of N >= 1 worker processes) or a scheduler address such as "
+        f"tcp://HOST:8786. Got {text!r} instead.")
+
+
+def _out_of_memory(result):
+    """Runs of this call that failed with MemoryError: stored as failed, but the sweep is incomplete."""
+    oom = [f for f in result.failed if (f[2] or "").startswith("MemoryError")]
+    if oom:
+        print(f"sparsenet: {len(oom)} runs ran out of memory (MemoryError) and are stored as failed; the results "
+              "are incomplete. Lower n, d or --jobs, then rerun with --retry-failed.", file=sys.stderr)
+    return bool(oom)
+
+
 def _add_run_options(p, *, default_scale):
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help=f"output folder: results store runs.sqlite, figures/ and REPORT.md (default: {DEFAULT_OUT})")
@@ -41,7 +65,7 @@ def _add_run_options(p, *, default_scale):
     p.add_argument("--retry-failed", action="store_true",
                    help="recompute runs stored as failed (default: off)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", type=_scheduler_address,
                    help="run on Dask instead of the local pool: a scheduler address (tcp://HOST:8786) or "
                         "local:N (a LocalCluster of N worker processes); needs pip install \"sparsenet[dask]\" "
                         "(default: off, local process pool; --jobs is then ignored)")
@@ -194,7 +218,8 @@ def _cmd_run(args):
         return 130
     if args.report:
         _write_report(args.out, _records(configs, args.out), scale=args.scale)
-    return 0  # failed runs are results too (stored with their error, listed above)
+    # Failed runs are results too (stored with their error, listed above), unless they ran out of memory.
+    return 1 if _out_of_memory(result) else 0
 
 
 def _cmd_report(args):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -523,12 +524,51 @@ def _check_consistency(run, path):
         raise ConfigError(f"{path}: k = {p['k']} exceeds d = {p['d']}; the planted network needs k <= d.")
     if p["batch_size"] != "full" and p["batch_size"] > p["n"]:
         raise ConfigError(f"{path}: batch_size = {p['batch_size']} exceeds n = {p['n']}.")
+    need, have = run_memory_bytes(p), machine_memory_bytes()
+    if have is not None and need > have:
+        raise ConfigError(
+            f"{path}: a run with n = {p['n']}, n_test = {p['n_test']}, d = {p['d']} needs about "
+            f"{need / 2**30:.3g} GiB of memory (two float64 copies of its (n + n_test) x (d + 1) data), more than "
+            f"this machine's {have / 2**30:.3g} GiB; lower n, n_test or d."
+        )
+
+
+def run_memory_bytes(params):
+    """Memory one run needs, estimated before anything is allocated (bytes).
+
+    The planted data (X, y, X_test, y_test: (n + n_test) x (d + 1) float64) twice: a task stacks
+    its problems for batched training and the tensor initialization works on a second copy.
+    """
+    return 2 * 8 * (int(params["n"]) + int(params["n_test"])) * (int(params["d"]) + 1)
+
+
+def machine_memory_bytes():
+    """Physical memory of this machine (bytes), capped by a cgroup limit; None when unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            total = min(total, int(Path(limit).read_text().strip()))
+        except (OSError, ValueError):  # absent, or "max"
+            continue
+    return total
 
 
 def load_config(path, *, scale="paper"):
     """Read and validate a TOML experiment definition (see :func:`parse_config`)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the experiment file {path}: {exc.strerror or exc}.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path} is not UTF-8 text (a TOML file must be): byte {raw[exc.start]:#04x} at line "
+                          f"{line} (offset {exc.start}); save the file as UTF-8.") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -103,6 +103,15 @@ def _write_failure_cause(path, exc):
     return cause
 
 
+def _other_file(stored_path, path):
+    """True when ``stored_path`` names an existing file other than ``path`` (an edited or moved file is not)."""
+    try:
+        old = Path(stored_path)
+        return old.is_file() and old.resolve() != Path(path).resolve()
+    except (OSError, ValueError):
+        return False
+
+
 def _pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -288,6 +297,12 @@ class Store:
                                 (config.name,)).fetchone()
         if row == (config.scale, str(config.path), config.source):
             return
+        if row is not None and row[2] != config.source and _other_file(row[1], config.path):
+            # Two files, one name: the report keeps one definition per name and would drop the other.
+            raise StoreError(
+                f"Two experiment definitions are named {config.name!r}: {config.path} and {row[1]} (stored in "
+                f"{self.path}); the report keeps one definition per name. Rename the [experiment] name in "
+                "one of them, or use another --out folder.")
         with self._transaction():
             self._con.execute(
                 "INSERT OR REPLACE INTO experiments (name, scale, path, source, stored_at) VALUES (?,?,?,?,?)",
