@@ -259,6 +259,13 @@ _COMMON_DOC = """
         Rows per chunk of the full-data passes."""
 
 
+def _with_common_doc(func):
+    """Put :data:`_COMMON_DOC` where the docstring says ``{common}`` (a docstring built with ``+``
+    is an expression, not a docstring: ``__doc__`` would be None)."""
+    func.__doc__ = func.__doc__.replace("\n    {common}\n", _COMMON_DOC + "\n")
+    return func
+
+
 def _common(epochs, owner):
     return check_scalar(epochs, "epochs", kind="int", low=0, owner=owner)
 
@@ -267,6 +274,7 @@ def _common(epochs, owner):
 # Methods
 
 
+@_with_common_doc
 def prune_finetune(X, y, W0, v0, *, n_nonzero, epochs=25, dense_fraction=0.5, batch_size=20,
                    learning_rate=1e-3, train_v=False, activation="relu2", X_test=None, y_test=None,
                    dtype=np.float64, random_state=None, on_divergence="raise", chunk_size=None):
@@ -282,7 +290,7 @@ def prune_finetune(X, y, W0, v0, *, n_nonzero, epochs=25, dense_fraction=0.5, ba
         Weights kept, in [1, n_features·n_hidden].
     dense_fraction : float, default=0.5
         Share of ``epochs`` spent on dense training (``round(dense_fraction·epochs)`` epochs).
-    """ + _COMMON_DOC + """
+    {common}
 
     Returns
     -------
@@ -313,6 +321,7 @@ def prune_finetune(X, y, W0, v0, *, n_nonzero, epochs=25, dense_fraction=0.5, ba
     return tr.result(W, v, single, mask, {"dense_epochs": dense_epochs, "finetune_epochs": epochs - dense_epochs})
 
 
+@_with_common_doc
 def iterative_magnitude_pruning(X, y, W0, v0, *, n_nonzero, n_rounds=4, rewind=False, epochs=25,
                                 batch_size=20, learning_rate=1e-3, train_v=False, activation="relu2",
                                 X_test=None, y_test=None, dtype=np.float64, random_state=None,
@@ -332,7 +341,7 @@ def iterative_magnitude_pruning(X, y, W0, v0, *, n_nonzero, n_rounds=4, rewind=F
     rewind : bool, default=False
         After each pruning restart from the initial weights on the surviving support (W0 ⊙ mask, v0;
         "lottery ticket" rewinding) instead of fine-tuning the trained weights.
-    """ + _COMMON_DOC + """
+    {common}
 
     Returns
     -------
@@ -381,6 +390,7 @@ def _l1_prox_op(alphas):
     return prox
 
 
+@_with_common_doc
 def l1_prox(X, y, W0, v0, *, n_nonzero=None, alpha=None, epochs=25, alpha_range=(1e-4, 1e1), n_grid=8,
             n_refine=2, batch_size=20, learning_rate=1e-3, train_v=False, activation="relu2", X_test=None,
             y_test=None, dtype=np.float64, random_state=None, on_divergence="raise", chunk_size=None):
@@ -407,7 +417,7 @@ def l1_prox(X, y, W0, v0, *, n_nonzero=None, alpha=None, epochs=25, alpha_range=
     n_refine : int, default=2
         Further rounds, each on a log grid inside the bracket [α with too many non-zeros, α with at
         most the target] found so far (a multi-point bisection).
-    """ + _COMMON_DOC + """
+    {common}
 
     Returns
     -------
@@ -541,6 +551,7 @@ def refit_support(X, y, W, v, *, support=None, epochs=5, batch_size=20, learning
     return tr.result(Wr * mask, vr, single, mask, {"refit_epochs": epochs})
 
 
+@_with_common_doc
 def iht_refit(X, y, W0, v0, *, sparsifier, epochs=25, refit_epochs=5, pretrain_epochs=5, batch_size=20,
               learning_rate=1e-3, train_v=False, activation="relu2", X_test=None, y_test=None, dtype=np.float64,
               random_state=None, on_divergence="raise", chunk_size=None):
@@ -558,7 +569,7 @@ def iht_refit(X, y, W0, v0, *, sparsifier, epochs=25, refit_epochs=5, pretrain_e
         Epochs on the final IHT support, taken from ``epochs`` (IHT gets ``epochs − refit_epochs``).
     pretrain_epochs : int, default=5
         Dense epochs at the start of the IHT stage.
-    """ + _COMMON_DOC + """
+    {common}
 
     Returns
     -------

@@ -171,10 +171,10 @@ def _sweep(configs, args):
                                      retry_failed=args.retry_failed, progress=not args.no_progress)
     print(f"{result.done} runs computed, {result.skipped} already stored, {result.total} in all "
           f"({result.wall_time:.1f} s); store: {Path(args.out) / 'runs.sqlite'}")
-    if result.failed:
-        print(f"{len(result.failed)} runs failed:", file=sys.stderr)
-        for key, label, error in result.failed[:20]:
-            print(f"  {key[:12]} {label}: {error.splitlines()[0] if error else ''}", file=sys.stderr)
+    if result.failed:  # grouped by protocol and cause, then experiment and method (issue 11)
+        from sparsenet.experiments.aggregate import failure_summary
+
+        print("\n".join(failure_summary(configs, result.failed)), file=sys.stderr)
     if result.interrupted:
         print("Interrupted: finished runs are stored; rerun the same command to resume.", file=sys.stderr)
     return result

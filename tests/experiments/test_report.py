@@ -347,3 +347,49 @@ def test_argmin_flat_minimum_counts_every_tied_value():
     assert "{0.025, 0.05, 0.075, 0.1, 0.125, 0.15}" in v.summary
     far = sweep("A", XS, lambda x: 1e-6 if x >= 0.15 else 0.1, trials=5)
     assert evaluate_claim(ARGMIN, far, "blind").outcome == "does not hold"
+
+
+# --------------------------------------------------------------------------- issue 13 item 6: no half-written report
+def test_report_and_figures_are_replaced_atomically(tmp_path, monkeypatch):
+    import os
+
+    import sparsenet.experiments.document as document
+    import sparsenet.experiments.plots as plots
+
+    write_report(tmp_path, [(_config(), _records())], date="2024-01-02", version="0", jobs=1)
+    md, png = tmp_path / "REPORT.md", tmp_path / "figures" / "fig04_recovery_error_vs_thresh_train.png"
+    old_md, old_png = md.read_bytes(), png.read_bytes()
+
+    def killed(src, dst):  # the process dies after writing the temporary file, before the rename
+        raise KeyboardInterrupt
+
+    for module in (document, plots):
+        monkeypatch.setattr(module.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(tmp_path, [(_config(), _records()[:20])], date="2099-01-01", version="1", jobs=1)
+    assert md.read_bytes() == old_md and png.read_bytes() == old_png  # the old files, whole
+    monkeypatch.undo()
+    write_report(tmp_path, [(_config(), _records())], date="2099-01-01", version="1", jobs=1)
+    assert "2099-01-01" in md.read_text()
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.name.endswith(".tmp") and p.name.startswith(".")]
+    assert not [n for n in leftovers if "REPORT" in n], leftovers
+    assert os.path.getsize(md) > 0
+
+
+def test_failure_summary_groups_by_protocol_cause_experiment_and_method():
+    from sparsenet.experiments.aggregate import failure_summary
+    from sparsenet.experiments.config import expand, load_config, shipped_configs
+
+    cfg = load_config([p for p in shipped_configs() if p.stem == "fig04"][0], scale="quick")
+    runs = [r for r in expand(cfg) if r.protocol == "report"][:6]
+    blind = [r for r in expand(cfg) if r.protocol == "blind"][:1]
+    failed = [(r.key, r.label, "training diverged (non-finite loss); try a smaller learning_rate")
+              for r in runs] + [(blind[0].key, blind[0].label, "RuntimeError: boom\ntraceback")]
+    lines = failure_summary([cfg], failed)
+    assert lines[0].startswith("7 runs failed") and "REPORT.md" in lines[0]
+    assert len(lines) == 3
+    diverged = next(line for line in lines if "training diverged" in line)
+    assert "report protocol" in diverged and "6 runs" in diverged and "[expected" in diverged
+    assert "fig04:" in diverged and "×" in diverged
+    other = next(line for line in lines if "boom" in line)
+    assert "blind protocol" in other and "NOT expected" in other

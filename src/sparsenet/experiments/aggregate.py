@@ -37,6 +37,8 @@ __all__ = [
     "config_field",
     "experiment_methods",
     "experiment_protocols",
+    "failure_cause",
+    "failure_summary",
     "init_not_applicable",
     "is_history_metric",
     "lower_is_better",
@@ -427,3 +429,65 @@ def _quartiles(finite, n_worst: int, lower: bool) -> tuple[float, float, float]:
     return tuple(worst if (v > hi if lower else v < lo) else float(v) for v in q)
 
 
+
+
+# --------------------------------------------------------------------------- failures at the end of a run
+#: failure causes each protocol documents (docs/EXPERIMENT_SCHEMA.md, "Protocols"): expected there
+EXPECTED_FAILURES = {
+    "report": ("training diverged", "degenerate tensor decomposition"),
+    "blind": ("init not applicable",),
+}
+
+
+def failure_cause(error) -> str:
+    """A short cause of a failed run from its stored error message."""
+    text = str(error or "").strip().splitlines()[0] if error else "no error message"
+    if re.search(r"diverged", text, re.I):
+        return "training diverged"
+    reason = init_not_applicable(text)
+    if reason == "degenerate tensor decomposition":
+        return reason
+    if reason:
+        return f"init not applicable ({reason})"
+    return text[:80]
+
+
+def failure_summary(configs, failed, *, limit: int = 8) -> list[str]:
+    """A few lines grouping failed runs by protocol and cause, then experiment and method.
+
+    ``failed`` holds ``(run_key, label, error)`` as returned by the runner; ``configs`` map each run
+    key to its experiment, method and protocol (a run shared by two experiments is named under
+    both).  Each line says whether the cause is one its protocol documents (expected) or not.
+    """
+    from sparsenet.experiments.config import expand
+
+    where: dict = {}
+    for config in configs:
+        for run in expand(config):
+            where.setdefault(run.key, []).append((run.experiment, run.label, run.protocol))
+    groups: dict = {}
+    runs: dict = {}
+    for key, label, error in failed:
+        cause = failure_cause(error)
+        for experiment, method, protocol in where.get(key, [("?", label, "?")]):
+            per = groups.setdefault((protocol, cause), {})
+            per[(experiment, method)] = per.get((experiment, method), 0) + 1
+            runs.setdefault((protocol, cause), set()).add(key)
+    lines = [f"{len(failed)} runs failed; each is stored with its error and counted in REPORT.md as the "
+             "worst value of its cell (verdicts, tables, and ▼n✗ marks on the figures):"]
+    for (protocol, cause), per in sorted(groups.items(), key=lambda t: -sum(t[1].values()))[:limit]:
+        expected = any(cause.startswith(c) for c in EXPECTED_FAILURES.get(protocol, ()))
+        by_exp: dict = {}
+        for (experiment, method), n in per.items():
+            by_exp.setdefault(experiment, []).append(f"{method} ×{n}")
+        detail = "; ".join(f"{e}: {', '.join(ms)}" for e, ms in sorted(by_exp.items()))
+        if len(detail) > 160:
+            detail = detail[:157] + "…"
+        tag = ("expected for this protocol (docs/EXPERIMENT_SCHEMA.md)" if expected
+               else "NOT expected for this protocol")
+        n, shown = len(runs[(protocol, cause)]), sum(per.values())
+        count = f"{n} runs" + (f" ({shown} counting each figure that shows them)" if shown != n else "")
+        lines.append(f"  {protocol} protocol, {cause}: {count} [{tag}] — {detail}")
+    if len(groups) > limit:
+        lines.append(f"  … and {len(groups) - limit} more groups (every failed run is in runs.sqlite with its error)")
+    return lines
