@@ -37,6 +37,8 @@ _LEAKY = 0.01
 @njit(cache=True, nogil=True, fastmath={"contract"})
 def _act(code, z):
     """(φ(z), φ'(z)) of the activation ``code``, written as the numpy functions of activations.py."""
+    if z != z:  # NaN propagates, as through np.maximum (divergence must show in the loss)
+        return z, z
     if code == 0:  # relu2
         p = z if z > 0.0 else 0.0
         return p * p, 2.0 * p
@@ -180,3 +182,47 @@ def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tr
                                 Wu[l, j * G + g] = a if w > 0.0 else -a
                             else:
                                 Wu[l, j * G + g] = 0.0
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def grouped_losses(X, y, W, v, code, out):
+    """Mean squared error of G models on one data set, one pass over its rows (no n-sized temporaries).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    y : ndarray of shape (n,)
+    W : ndarray of shape (d, k·G)
+        Hidden weights of the G models, unit-major (``kk = j·G + g``).
+    v : ndarray of shape (k, G)
+    code : int
+        Activation, see :data:`ACTIVATION_CODES`.
+    out : ndarray of float64 of shape (G,)
+        Receives mean_i (ŷ_i − y_i)² of each model.
+    """
+    n, d = X.shape
+    k, G = v.shape[0], v.shape[1]
+    K = k * G
+    Z = np.empty(K, dtype=W.dtype)
+    pred = np.empty(G, dtype=np.float64)
+    for g in range(G):
+        out[g] = 0.0
+    for i in range(n):
+        for kk in range(K):
+            Z[kk] = 0.0
+        for l in range(d):
+            x = X[i, l]
+            Wl = W[l]
+            for kk in range(K):
+                Z[kk] += x * Wl[kk]
+        for g in range(G):
+            pred[g] = 0.0
+        for j in range(k):
+            for g in range(G):
+                a, _ = _act(code, Z[j * G + g])
+                pred[g] += a * v[j, g]
+        for g in range(G):
+            e = pred[g] - y[i]
+            out[g] += e * e
+    for g in range(G):
+        out[g] /= n

@@ -127,6 +127,7 @@ def _fused(act):
 # SPARSENET_KERNELS=numpy (or _KERNELS = "numpy") selects the numpy path.
 
 _KERNELS = os.environ.get("SPARSENET_KERNELS", "compiled")
+_COMPILED_LOSS_MAX_D = 128  # per-epoch losses in compiled code up to this many features (BLAS above)
 
 
 def _kernel_args(fused, prox):
@@ -547,8 +548,18 @@ def _per_model(value, B, name, dtype=float):
 def _losses(X, y, W, v, data_index, act, chunk_size):
     """Full-data MSE of each model on its own data set (X: (P, n, d))."""
     out = np.empty(W.shape[0], dtype=np.float64)
+    # Small d (the sweeps' problems): one compiled pass per data set; large d: BLAS products in chunks.
+    kern = _kernel_args(_fused(act), None) if X.shape[2] <= _COMPILED_LOSS_MAX_D else None
     for p in np.unique(data_index):
         sel = np.flatnonzero(data_index == p)
+        if kern is not None:
+            G, d, k = len(sel), W.shape[1], W.shape[2]
+            Wcat = np.ascontiguousarray(np.moveaxis(W[sel], 0, -1).reshape(d, k * G))
+            vcat = np.ascontiguousarray(v[sel].T)
+            part = np.empty(G, dtype=np.float64)
+            kern[0].grouped_losses(np.ascontiguousarray(X[p]), np.ascontiguousarray(y[p]), Wcat, vcat, kern[1], part)
+            out[sel] = part
+            continue
         out[sel] = full_batch_step(X[p], y[p], W[sel], v[sel], act, chunk_size=chunk_size, want_grad=False)[0]
     return out
 
