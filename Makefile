@@ -1,7 +1,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SCALE ?= quick
+SCALE ?= paper
 
 .PHONY: venv install dev reproduce test bench clean
 

@@ -2,7 +2,7 @@
 ``benchmarks/results.json`` (ratios, date, machine: cores, numpy BLAS, thread pools).
 
 Usage: ``python benchmarks/run_all.py [name ...]`` with names among epoch, batched, init, torch,
-reproduce, memory (default: all).  Run by ``make bench``; not part of ``make test``.
+training, import, reproduce, memory (default: all).  Run by ``make bench``; not part of ``make test``.
 """
 
 import importlib
@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from _common import case, machine  # noqa: E402
 
-BENCHES = ["epoch", "batched", "init", "torch", "reproduce", "memory"]
+BENCHES = ["epoch", "batched", "init", "torch", "training", "import", "reproduce", "memory"]
 
 
 def table(rows):
