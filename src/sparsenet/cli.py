@@ -175,6 +175,9 @@ def _sweep(configs, args):
         from sparsenet.experiments.aggregate import failure_summary
 
         print("\n".join(failure_summary(configs, result.failed)), file=sys.stderr)
+    for host, pid, n in getattr(result, "busy", ()):  # claimed by another live process (store.claim)
+        print(f"{n} runs are being computed by another process on this store (pid {pid} on {host}): left to it, "
+              "not computed twice; rerun this command once it has finished to include them.", file=sys.stderr)
     if result.interrupted:
         print("Interrupted: finished runs are stored; rerun the same command to resume.", file=sys.stderr)
     return result

@@ -1,11 +1,16 @@
 """SQLite results store: round trip, uniqueness, replace, failures, atomic transactions."""
 
 import math
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
-from sparsenet.experiments.store import STORE_NAME, Store, open_store
+from sparsenet.experiments.store import STORE_NAME, Store, StoreError, open_store
 
 
 def record(key, status="ok", **extra):
@@ -76,3 +81,80 @@ def test_failures_listing(tmp_path):
     with open_store(tmp_path) as store:
         store.put([record("a"), record("b", status="failed")])
         assert store.failures() == [("b", "iht", "ValueError: boom")]
+
+
+# ------------------------------------------------------------------------------------------------
+# Claims: two processes on one folder compute each run once (issue 13, item 6)
+# ------------------------------------------------------------------------------------------------
+def test_claims_split_the_runs_between_two_owners(tmp_path):
+    path = tmp_path / STORE_NAME
+    with Store(path) as a, Store(path) as b:
+        assert a.claim(["k1", "k2", "k3"]) == {"k1", "k2", "k3"}
+        assert b.claim(["k2", "k3", "k4"]) == {"k4"}  # k2, k3 are being computed by a
+        assert {c["run_key"] for c in b.claims()} == {"k1", "k2", "k3"}
+        assert all(c["pid"] == os.getpid() for c in b.claims())
+        a.put([record("k2")])  # storing a run ends its claim
+        assert b.claim(["k2"]) == set()  # stored: nothing left to compute
+        assert b.claim(["k2"], unless_stored=()) == {"k2"}  # --force recomputes stored runs
+        assert a.claim(["k1", "k3"]) == {"k1", "k3"}  # a still holds its own claims
+        a.release(["k3"])
+        assert b.claim(["k3"]) == {"k3"}  # released runs are free again
+
+
+def test_close_releases_the_claims(tmp_path):
+    path = tmp_path / STORE_NAME
+    with Store(path) as a:
+        a.claim(["k1"])
+    with Store(path) as b:
+        assert b.claim(["k1"]) == {"k1"}
+
+
+def test_claims_of_a_killed_process_are_taken_over(tmp_path):
+    # A real process claims runs, then is killed with SIGKILL: its pid is dead, so they are free at once.
+    path = tmp_path / STORE_NAME
+    Store(path).close()
+    code = (
+        "import sys, time\n"
+        "from sparsenet.experiments.store import Store\n"
+        f"s = Store({str(path)!r})\n"
+        "print(sorted(s.claim(['k1', 'k2'])), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "['k1', 'k2']"
+        with Store(path) as b:
+            assert b.claim(["k1", "k2", "k3"]) == {"k3"}  # alive: its runs are not taken
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            assert b.claim(["k1", "k2", "k3"]) == {"k1", "k2", "k3"}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_stale_heartbeat_is_taken_over_and_a_live_one_is_not(tmp_path):
+    path = tmp_path / STORE_NAME
+    with Store(path, stale_after=1.0) as a, Store(path, stale_after=1.0) as b:
+        # A claim from another host (its pid cannot be checked) whose last heartbeat is old.
+        b._con.execute("INSERT INTO claims VALUES ('far', 'elsewhere:1:x', 'elsewhere', 1, ?)", (time.time() - 5,))
+        assert a.claim(["far"]) == {"far"}
+        # a's own claims are kept fresh by its heartbeat thread (every stale_after / 4 seconds).
+        time.sleep(1.6)
+        assert b.claim(["far"]) == set()
+        beats = [c["heartbeat"] for c in b.claims()]
+        assert beats and time.time() - max(beats) < 1.0
+
+
+def test_read_only_store_refuses_to_claim(tmp_path):
+    path = tmp_path / STORE_NAME
+    with Store(path) as s:
+        s.put([record("a")])
+    with Store(path) as s:
+        s.readonly = "the file is read-only"  # as set when the file cannot be written
+        assert s.claim([]) == set()
+        with pytest.raises(StoreError, match=r"Cannot write to the results store .*: the file is read-only"):
+            s.claim(["b"])
+        s.readonly = None

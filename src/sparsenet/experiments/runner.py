@@ -71,6 +71,7 @@ class SweepResult:
     interrupted: bool = False
     wall_time: float = 0.0
     tasks: int = 0  # tasks (store transactions) computed
+    busy: list = field(default_factory=list)  # (host, pid, n_runs): runs left to other live processes
     experiment_time: dict = field(default_factory=dict)  # experiment -> CPU seconds of its runs computed here
 
 
@@ -349,6 +350,7 @@ def warm_up():
     _sgd_kernels.grouped_epoch(X, X[0, :0].copy(), d, np.zeros((1, 2), dtype=np.intp), np.zeros((1, d, k)),
                                np.zeros((1, k, 1)), np.zeros((1, 1)), np.zeros((1, 1)), 0, 2,
                                np.zeros((0, 0, 0)), np.zeros((0, 0)), False)
+    _sgd_kernels.grouped_losses(X[:, :d].copy(), X[:, d].copy(), np.zeros((d, k)), np.zeros((k, 1)), 0, np.zeros(1))
 
 
 def _one_blas_thread():
@@ -458,12 +460,26 @@ def run_experiments(configs, store, *, jobs=None, force=False, retry_failed=Fals
         stored = store.keys() if not retry_failed else store.keys(status="ok")
         todo = [r for k, r in runs.items() if k not in stored]
     skipped = len(runs) - len(todo)
+    # Claim the runs before computing them: runs that another live process on this store is computing
+    # are left to it (not computed twice); the claims of a killed process are taken over (store.claim).
+    claimed = store.claim([r.key for r in todo], unless_stored=() if force else ("ok",) if retry_failed
+                          else ("ok", "failed"))
+    others = {}
+    for claim in store.claims() if len(claimed) < len(todo) else ():
+        others[claim["run_key"]] = (claim["host"], claim["pid"])
+    busy = defaultdict(int)
+    for r in todo:
+        if r.key not in claimed and r.key in others:
+            busy[others[r.key]] += 1
+    skipped += sum(1 for r in todo if r.key not in claimed and r.key not in others)  # stored meanwhile
+    todo = [r for r in todo if r.key in claimed]
     jobs = jobs or os.cpu_count() or 1
     tasks = plan_tasks(todo, jobs, max_models=max_models, max_cost=max_cost)
     if backend is None:
         backend = serial if jobs == 1 or len(tasks) <= 1 else (lambda ts: local_pool(ts, jobs))
 
-    result = SweepResult(total=len(runs), skipped=skipped, done=0, failed=[])
+    result = SweepResult(total=len(runs), skipped=skipped, done=0, failed=[],
+                         busy=[(host, pid, n) for (host, pid), n in sorted(busy.items())])
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
@@ -493,5 +509,6 @@ def run_experiments(configs, store, *, jobs=None, force=False, retry_failed=Fals
                 result.interrupted = True
         if bar is not None:
             bar.close()
+        store.release()  # runs not stored (interrupted) are free for another process at once
     result.wall_time = time.perf_counter() - start
     return result

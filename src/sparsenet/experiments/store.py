@@ -355,7 +355,7 @@ class Store:
                           "Every run stored before is intact; fix this and rerun the same command to resume.")
 
     # -- claims -----------------------------------------------------------------------------------
-    def claim(self, keys):
+    def claim(self, keys, *, unless_stored=("ok", "failed")):
         """Claim runs before computing them, so that no other process computes them too.
 
         In one transaction: drop the claims that went stale (their owner's pid is dead on this host,
@@ -367,28 +367,35 @@ class Store:
         ----------
         keys : iterable of str
             Run keys this process is about to compute.
+        unless_stored : tuple of str, default=("ok", "failed")
+            A key stored with one of these statuses is not claimed (another process finished it);
+            ``()`` for ``--force``, ``("ok",)`` for ``--retry-failed``.
 
         Returns
         -------
         claimed : set of str
             The keys this process now holds (including those it held already); compute only these.
-            A read-only store returns every key (nobody else can store them there either).
+
+        Raises
+        ------
+        StoreError
+            The store cannot be written (read-only, full disk): nothing could be stored either.
         """
         keys = list(dict.fromkeys(keys))
-        if self.readonly is not None or not keys:
-            return set(keys)
-        with self._transaction():
+        if not keys:
+            return set()
+        with self._transaction():  # a read-only store raises here, before anything is computed
             self._drop_stale()
             now = time.time()
             host, pid = socket.gethostname(), os.getpid()
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                self._con.executemany(
-                    "INSERT INTO claims (run_key, owner, host, pid, heartbeat) "
-                    "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM runs WHERE run_key = ?) "
-                    "ON CONFLICT(run_key) DO NOTHING",
-                    [(k, self.owner, host, pid, now, k) for k in chunk],
-                )
+            statuses = tuple(unless_stored)
+            done = (f"NOT EXISTS (SELECT 1 FROM runs WHERE run_key = ? AND status IN ({','.join('?' * len(statuses))}))"
+                    if statuses else "? IS NOT NULL")
+            self._con.executemany(
+                f"INSERT INTO claims (run_key, owner, host, pid, heartbeat) SELECT ?, ?, ?, ?, ? WHERE {done} "
+                "ON CONFLICT(run_key) DO NOTHING",
+                [(k, self.owner, host, pid, now, k, *statuses) for k in keys],
+            )
             mine = self._claimed_keys("owner = ?", (self.owner,))
         self._start_heartbeat()
         return mine & set(keys)
