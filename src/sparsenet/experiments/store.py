@@ -133,6 +133,19 @@ class Store:
     ----------
     path : str or Path
         The database file (created with its folder if missing).
+    stale_after : float, default=STALE_AFTER (120.0)
+        Seconds without a heartbeat after which another process's claims are taken over.
+
+    Attributes
+    ----------
+    readonly : str or None
+        None when the store can be written, else why not (it is then opened for reading only).
+
+    Raises
+    ------
+    StoreError
+        ``--out`` is a file, ``runs.sqlite`` a folder, the folder cannot be created, the file is
+        not a sparsenet store, or a store that cannot be written does not exist yet.
     """
 
     def __init__(self, path, *, stale_after=STALE_AFTER):
@@ -231,9 +244,10 @@ class Store:
     # -- context manager --------------------------------------------------------------------------
     def close(self):
         """Release this process's claims and close (a failing final checkpoint leaves the WAL intact)."""
+        claimed = self._heartbeat is not None  # claims were made (nothing to release otherwise)
         self._stop_heartbeat()
         try:
-            if self.readonly is None:
+            if claimed:
                 self._con.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
         except sqlite3.Error:
             pass
