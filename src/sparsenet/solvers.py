@@ -43,7 +43,11 @@ __all__ = ["NetLeastSquares", "SolverResult", "SGDIHT", "NIHT", "HTP", "GraSP", 
 
 
 def _one_blas_thread(enabled=True):
-    """One BLAS thread (threadpoolctl, optional): the products are tiny, threads only contend (measured 20×)."""
+    """One BLAS thread (threadpoolctl, optional) for the small products of the full-batch solvers.
+
+    One HTP solve (n = 500, d = 20, k = 5) took 2.27 s with OpenBLAS's default threads and 0.13 s with
+    one thread on the shared 2-core machine (one measurement each, under load).
+    """
     if not enabled:
         return contextlib.nullcontext()
     try:
@@ -158,7 +162,7 @@ class NetLeastSquares:
         """Columns ``free`` of J = ∂ŷ/∂θ (n, len(free)), built without the full n × size matrix.
 
         Built as Jᵀ (rows gathered from the contiguous rows of Xᵀ and ∂ŷ/∂Zᵀ) and returned as its
-        transposed view: a column gather from a C-ordered X measured 15× slower.
+        transposed view (row gathers instead of strided column gathers of X).
         """
         p = self.unpack(theta)
         Z, A, _ = self._forward(p)
