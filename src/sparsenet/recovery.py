@@ -177,10 +177,12 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
     solver : str or solver object, default="auto"
         A name in :data:`sparsenet.solvers.SOLVERS` (``"sgd_iht"``, ``"niht"``, ``"htp"``,
         ``"grasp"``) or an object with ``solve``. ``"auto"`` is GraSP with Levenberg–Marquardt
-        fits: on the planted problems of the sample-efficiency study (d = 20, k = 5) it recovered
-        W* from the fewest samples of the four (see ``benchmarks/bench_solvers.py``), and unlike
-        HTP and NIHT it also succeeds from a start whose support misses true entries, because
-        each iteration fits on the support merged with the largest gradient entries.
+        fits: on the planted problems of the sample-efficiency study (d = 20, k = 5, κ = 2,
+        thresh_gt = 0.15, noise-free, 40 trials per n, ``benchmarks/bench_solvers.py``) it
+        recovered W* (error < 1e-3) in 38/40 trials at n = 200 (95 % Wilson interval
+        [0.83, 0.99]) against 14/40 for HTP, 6/40 for NIHT and 0/40 for the report's SGD IHT.
+        Each GraSP iteration fits on the support merged with the largest gradient entries, so it
+        can add true entries that the starting support misses.
     train_v : bool, default=False
         Fit the output weights too (after the sign search); otherwise v = the chosen signs, the
         planted model's convention v ∈ {±1}^k.
