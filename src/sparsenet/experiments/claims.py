@@ -275,7 +275,7 @@ def _compare(claim, table, protocol, metric, res, x_name) -> Verdict:
               f"Per {x_name} ({word}/equal/{'higher' if lower else 'lower'}): {'; '.join(per_x)}.")
     why = ""
     if n_tie == n_pairs:
-        why = f"all {n_pairs} pairs are equal within the resolution {res:g}"
+        why = f"all equal: all {n_pairs} pairs are equal within the resolution {res:g}"
     else:
         n_eff = n_pairs - n_tie
         floor = 2.0 * 0.5 ** n_eff
@@ -311,7 +311,7 @@ def _trend(claim, table, protocol, metric, res, x_name) -> Verdict:
                        f"only one {x_name} value", trials, int(worst.sum()))
     if np.ptp(v) == 0:
         return Verdict("inconclusive", head + ": every value is equal." + listing, test, 1.0, 1.0, 0,
-                       f"all {len(keys)} values are equal within the resolution {res:g}: flat",
+                       f"flat: all {len(keys)} values are equal within the resolution {res:g}",
                        trials, int(worst.sum()))
     res_k = kendalltau(x, v)
     tau, p = float(res_k.statistic), float(res_k.pvalue)
@@ -407,7 +407,7 @@ def _argmin(claim, table, protocol, metric, res, x_name, records) -> Verdict:
     why = ""
     if not consistent and sign != 0:
         why = (f"flat optimum: {span} reaches beyond the window {window}" if sign > 0 else
-               f"the optimum {span} overlaps the window {window}")
+               f"optimum overlaps the window: {span} and {window}")
     return Verdict("inconclusive", detail, test, p, p, sign, why, trials, n_worst, consistent)
 
 

@@ -129,7 +129,7 @@ class _PlainLogFormatter(mticker.LogFormatter):
 
 
 def _excluded_note(counts, metric: str, stats=()) -> str:
-    """Legend suffix: distinct runs excluded, e.g. ``[excluded: 1 of 2 runs failed]``.
+    """Legend suffix: distinct failed / non-finite runs, e.g. ``[1 of 2 runs failed: the worst value]``.
 
     ``counts`` is the :class:`~sparsenet.experiments.report.RunCounts` of the curve (each run once,
     however many x values or epochs it spans); when the exclusions differ between x values the
@@ -145,7 +145,7 @@ def _excluded_note(counts, metric: str, stats=()) -> str:
             text += " — none kept at " + ", ".join(
                 f"{x:g}" if isinstance(x, float) else str(x) for x in full[:6])
             text += "…" if len(full) > 6 else ""
-    return f" [excluded: {text}]"
+    return f" [{text}: the worst value]"
 
 
 def _k(x):
@@ -185,11 +185,12 @@ def _positions(xs, categories):
 
 
 def _jitter(pos, all_pos, n, offset, seed):
-    """Sideways jitter of ``n`` points at ``pos``: a fraction of the smallest gap between x values."""
+    """Sideways jitter of ``n`` points at ``pos``: each method its own slot (``offset`` in
+    [-0.5, 0.5]) within 60 % of the smallest gap between x values, then a little random spread."""
     gaps = np.diff(np.unique(all_pos))
-    width = 0.12 * (gaps.min() if gaps.size else 1.0)
+    width = 0.6 * (gaps.min() if gaps.size else 1.0)
     rng = np.random.default_rng(seed)
-    return pos + offset * width + rng.uniform(-0.35, 0.35, n) * width
+    return pos + offset * width + rng.uniform(-0.08, 0.08, n) * width
 
 
 def _top_marks(ax, marks, color, dy):
@@ -218,7 +219,8 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     categories.sort(key=lambda c: order.index(c) if c in order else len(order))
     all_pos = _positions(sorted({k[2] for k in table}, key=_xsort), categories) if table else np.array([])
     # the top of the data: the band of a cell whose upper quartile is a failure reaches this edge
-    top = max(finite_all) * (3.0 if log else 1.0) + (0 if log else 0.05 * (np.ptp(finite_all) or 1.0)) \
+    # (on a log axis 1.5 decades above the data, where the failure marks go)
+    top = max(finite_all) * (30.0 if log else 1.0) + (0 if log else 0.05 * (np.ptp(finite_all) or 1.0)) \
         if finite_all else 1.0
     n_marks = 0
     for i, label in enumerate(methods):
@@ -234,7 +236,7 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
         q3 = np.array([s.q3 for _, s in rows], dtype=float)
         note = _excluded_note(counts.get((protocol, label)), metric, rows)
         pts = runs.get((protocol, label), {})
-        offset = i - (len(methods) - 1) / 2
+        offset = (i - (len(methods) - 1) / 2) / max(len(methods), 2)
         if history:
             by_trial: dict = {}
             for (x, t), v in pts.items():
@@ -281,7 +283,7 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
         if finite_all:
             low = min(v for v in finite_all if v > 0) if any(v > 0 for v in finite_all) else res
             low = min(low, res or low) / 3.0
-            ax.set_ylim(low, top * 3.0)
+            ax.set_ylim(low, top)
         if top / low < 300:  # minor labels only on a short axis (they are most of a draw's cost)
             ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
         else:
@@ -348,7 +350,7 @@ def _draw_success(ax, config, records, protocol, methods, colors):
         lo, hi = np.array([wilson_interval(a, b) for a, b in zip(k, n)]).T
         p = k / n
         gaps = np.diff(np.unique(all_pos))
-        shift = (i - (len(methods) - 1) / 2) * 0.08 * (gaps.min() if gaps.size else 1.0)
+        shift = (i - (len(methods) - 1) / 2) / max(len(methods), 2) * 0.6 * (gaps.min() if gaps.size else 1.0)
         ax.errorbar(pos + shift, p, yerr=[p - lo, hi - p], color=colors[label], marker="o", ms=4,
                     lw=1.2, capsize=3, label=label)
     if categories:
@@ -421,7 +423,7 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     trials = config_field(config, "trials")
     if trials is not None:
         head += f"  (every run shown; line: median, band: interquartile range over {trials} trials)"
-    fig.suptitle(head, fontsize=12)
+    fig.suptitle("\n".join(textwrap.wrap(head, 75 * ncol)), fontsize=12)
     return fig
 
 

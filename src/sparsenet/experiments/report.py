@@ -37,7 +37,10 @@ def _short(v) -> str:
     parts.append(f"{v.n_trials} trials")
     if v.n_failed:
         parts.append(f"{v.n_failed} failed/∞ runs")
-    return f"{v.outcome} ({', '.join(parts)})"
+    why = ""
+    if v.outcome == "inconclusive" and v.why:
+        why = ": " + v.why.split(":")[0].split(" (")[0].split(";")[0]
+    return f"{v.outcome}{why} ({', '.join(parts)})"
 
 
 def summary_rows(decided) -> list[list[str]]:
