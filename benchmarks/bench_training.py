@@ -34,6 +34,23 @@ def gemm_rate(size=2000, repeats=3):
     return 2.0 * size**3 / best
 
 
+def compile_seconds():
+    """CPU seconds of a worker's warm-up (imports + compiled epochs) with an empty numba cache (what a
+    fresh machine pays once) and again with the cache it left (what every later process pays)."""
+    import subprocess
+    import tempfile
+
+    code = ("import time; t = time.process_time(); from sparsenet.experiments.runner import warm_up; warm_up(); "
+            "print(time.process_time() - t)")
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("cold_cache_s", "warm_cache_s"):
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+            out[label] = float(proc.stdout.split()[-1])
+    return out
+
+
 def run(P=10, G=19, n=6000, d=20, k=5, n_test=1000, epochs=25, repeats=3):
     import sparsenet.train as train
     from sparsenet import Threshold, make_planted
@@ -67,6 +84,9 @@ def run(P=10, G=19, n=6000, d=20, k=5, n_test=1000, epochs=25, repeats=3):
     detail = {"models": B, "per_model_s": per_model, "flop_limit_s": limit, "flops_per_model": flops,
               "gemm_gflops_one_core": rate / 1e9, "achieved_gflops": flops / per_model / 1e9,
               "numpy_per_model_s": best["numpy"] / B}
+    detail.update(compile_seconds())
+    print(f"   worker warm-up CPU: {detail['cold_cache_s']:.2f} s with an empty numba cache, "
+          f"{detail['warm_cache_s']:.2f} s with it filled")
     print(f"   GEMM {rate / 1e9:.1f} GFLOP/s on one core; training {per_model * 1e3:.2f} ms/model "
           f"({flops / per_model / 1e9:.2f} GFLOP/s) vs FLOP limit {limit * 1e3:.2f} ms; numpy path "
           f"{best['numpy'] / B * 1e3:.2f} ms/model")

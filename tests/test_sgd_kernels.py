@@ -101,6 +101,29 @@ def test_partial_last_batch(monkeypatch):
     _close(out["numpy"].v, out["compiled"].v)
 
 
+def test_both_loop_orders_agree():
+    from sparsenet import _sgd_kernels as K
+
+    rng = np.random.default_rng(0)
+    U, n, d, k, G = 2, 200, 7, 3, 2
+    X = rng.normal(size=(U * n, d + 1))
+    order = np.stack([rng.permutation(n) + u * n for u in range(U)])
+    W = 0.3 * rng.normal(size=(U, d, k * G))
+    v = rng.normal(size=(U, k, G))
+    c, vc = np.full((U, G), 0.01), np.full((U, G), 0.005)
+    mask = (rng.random(W.shape) < 0.8).astype(float)
+    l1 = np.full((U, G), 1e-3)
+    out = []
+    for kernel in (K.grouped_epoch, K.narrow_epoch):
+        Wk, vk = W.copy(), v.copy()
+        for code in range(6):
+            kernel(X, np.zeros(0), d, order, Wk, vk, c, vc, code, 20, mask, l1, True)
+        out.append((Wk, vk))
+    assert np.any(out[0][0] != W)
+    _close(out[0][0], out[1][0], 1e-12)
+    _close(out[0][1], out[1][1], 1e-12)
+
+
 def test_compiled_is_bit_identical_run_to_run(monkeypatch):
     a = _train("compiled", monkeypatch, train_v=True, mask=True)
     b = _train("compiled", monkeypatch, train_v=True, mask=True)
@@ -110,8 +133,8 @@ def test_compiled_is_bit_identical_run_to_run(monkeypatch):
 
 
 def test_grouping_does_not_change_a_models_result(monkeypatch):
-    # Equal orders run as one group of G models (grouped path, or detected in the per-model path);
-    # each model must compute exactly what it computes alone.
+    # Equal orders run as one group of G models (grouped path, or detected in the per-model path):
+    # the same bits either way, and what the model computes alone up to rounding.
     grouped = _train("compiled", monkeypatch, train_v=True, groups=True)
     detected = _train("compiled", monkeypatch, train_v=True, groups=False)
     np.testing.assert_array_equal(grouped.W, detected.W)
@@ -123,7 +146,8 @@ def test_grouping_does_not_change_a_models_result(monkeypatch):
     alone = train.train_iht(X[1], y[1], W0[b], v0[b], sparsifier=Dense(), epochs=25, train_v=True,
                             learning_rate=np.linspace(1e-3, 3e-3, 6)[b], pretrain_epochs=3,
                             random_state=np.random.default_rng([1, 100]))
-    np.testing.assert_array_equal(alone.W, grouped.W[b])
+    # alone (k = 3 columns) runs the narrow loop order, the group of 3 the wide one: equal to rounding
+    _close(grouped.W[b], alone.W, 1e-12)
 
 
 def test_environment_variable_selects_the_numpy_path(monkeypatch):

@@ -18,6 +18,9 @@ reference path; sums run in a different order than BLAS, so the two agree to rou
 and each is bit-identical run to run (no threads; of the fast-math flags only ``contract``, which
 lets the compiler fuse a multiply and an add into one FMA instruction).
 
+Two loop orders (:func:`epoch_kernel` picks one): :func:`grouped_epoch` runs along the k·G columns,
+:func:`narrow_epoch` along the d features (few columns, e.g. one model of d = 100).
+
 Compiled once per machine (``cache=True``: the machine code is stored next to this file in
 ``__pycache__`` and loaded by later processes, pool workers included).
 """
@@ -27,7 +30,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["ACTIVATION_CODES", "grouped_epoch"]
+__all__ = ["ACTIVATION_CODES", "grouped_epoch", "narrow_epoch", "grouped_losses", "epoch_kernel"]
 
 # Shipped activations with a compiled value-and-derivative (anything else takes the numpy path).
 ACTIVATION_CODES = {"relu2": 0, "relu": 1, "tanh": 2, "sigmoid": 3, "leaky_relu": 4, "softplus": 5}
@@ -182,6 +185,109 @@ def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tr
                                 Wu[l, j * G + g] = a if w > 0.0 else -a
                             else:
                                 Wu[l, j * G + g] = 0.0
+
+
+def epoch_kernel(d, K):
+    """The epoch kernel for d features and K = k·G columns per group: :func:`narrow_epoch` for narrow
+    weights (few columns, or more features than columns: measured 1.3-2.5x faster there, e.g.
+    d = 100, k = 5, G = 1), :func:`grouped_epoch` otherwise (measured 1.5x faster at d = 20, K = 95)."""
+    return narrow_epoch if (K <= 12 or d > K) else grouped_epoch
+
+
+@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
+def narrow_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, train_v):
+    """:func:`grouped_epoch` for few columns (k·G small): the weights kept transposed, (k·G, d), so that
+    the forward products are dot products over d and the backward products updates along d (both
+    contiguous and vectorized; the sums over d may be reassociated by the compiler)."""
+    U, n = order.shape
+    d = W.shape[1]
+    k, G = v.shape[1], v.shape[2]
+    K = k * G
+    dt = W.dtype
+    WT = np.empty((K, d), dtype=dt)
+    gWT = np.empty((K, d), dtype=dt)
+    Z = np.empty((batch_size, K), dtype=dt)
+    A = np.empty((batch_size, K), dtype=dt)
+    r = np.empty((batch_size, G), dtype=dt)
+    cv = np.empty(K, dtype=dt)
+    use_mask = mask.shape[0] > 0
+    use_l1 = l1.shape[0] > 0
+    for u in range(U):
+        Wu = W[u]
+        vu = v[u]
+        for l in range(d):
+            for kk in range(K):
+                WT[kk, l] = Wu[l, kk]
+        for s0 in range(0, n, batch_size):
+            m = min(batch_size, n - s0)
+            scale = batch_size / m
+            for i in range(m):
+                xr = X[order[u, s0 + i]]
+                for kk in range(K):
+                    wr = WT[kk]
+                    acc = 0.0
+                    for l in range(d):
+                        acc += xr[l] * wr[l]
+                    Z[i, kk] = acc
+            for i in range(m):
+                for kk in range(K):
+                    a, dz = _act(code, Z[i, kk])
+                    A[i, kk] = a
+                    Z[i, kk] = dz
+                row = order[u, s0 + i]
+                yi = X[row, ycol] if ycol >= 0 else y[row]
+                for g in range(G):
+                    r[i, g] = 0.0
+                for j in range(k):
+                    for g in range(G):
+                        r[i, g] += A[i, j * G + g] * vu[j, g]
+                for g in range(G):
+                    r[i, g] -= yi
+            for j in range(k):
+                for g in range(G):
+                    cv[j * G + g] = (c[u, g] * scale) * vu[j, g]
+            for i in range(m):
+                for j in range(k):
+                    for g in range(G):
+                        kk = j * G + g
+                        Z[i, kk] = Z[i, kk] * cv[kk] * r[i, g]
+            gWT[:, :] = 0.0
+            for i in range(m):
+                xr = X[order[u, s0 + i]]
+                for kk in range(K):
+                    zk = Z[i, kk]
+                    gr = gWT[kk]
+                    for l in range(d):
+                        gr[l] += xr[l] * zk
+            for kk in range(K):
+                for l in range(d):
+                    WT[kk, l] -= gWT[kk, l]
+            if train_v:
+                for j in range(k):
+                    for g in range(G):
+                        acc = 0.0
+                        for i in range(m):
+                            acc += A[i, j * G + g] * r[i, g]
+                        vu[j, g] -= acc * (vc[u, g] * scale)
+            if use_mask:
+                Mu = mask[u]
+                for kk in range(K):
+                    for l in range(d):
+                        WT[kk, l] *= Mu[l, kk]
+            if use_l1:
+                for j in range(k):
+                    for g in range(G):
+                        t = l1[u, g]
+                        for l in range(d):
+                            w = WT[j * G + g, l]
+                            a = abs(w) - t
+                            if a > 0.0:
+                                WT[j * G + g, l] = a if w > 0.0 else -a
+                            else:
+                                WT[j * G + g, l] = 0.0
+        for l in range(d):
+            for kk in range(K):
+                Wu[l, kk] = WT[kk, l]
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})

@@ -161,7 +161,7 @@ def _compiled_epoch(kern, Xy, order, Wf, vg, c, vc, batch_size, mask, l1, train_
     X, y, ycol = _kernel_data(Xy)
     dt = Wf.dtype
     empty = np.zeros((0,) * 3, dtype=dt)
-    mod.grouped_epoch(X, y, ycol, np.ascontiguousarray(order, dtype=np.intp), Wf, vg,
+    mod.epoch_kernel(Wf.shape[1], Wf.shape[2])(X, y, ycol, np.ascontiguousarray(order, dtype=np.intp), Wf, vg,
                       np.ascontiguousarray(c, dtype=dt), np.ascontiguousarray(vc, dtype=dt), code, int(batch_size),
                       empty if mask is None else np.ascontiguousarray(mask, dtype=dt),
                       np.zeros((0, 0), dtype=dt) if l1 is None else np.ascontiguousarray(l1, dtype=dt), bool(train_v))
