@@ -332,3 +332,32 @@ def grouped_losses(X, y, W, v, code, out):
             out[g] += e * e
     for g in range(G):
         out[g] /= n
+
+
+@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
+def narrow_losses(X, y, WT, v, code, out):
+    """:func:`grouped_losses` with the weights transposed, ``WT`` of shape (k·G, d): dot products along d
+    (for few columns, see :func:`epoch_kernel`)."""
+    n, d = X.shape
+    k, G = v.shape[0], v.shape[1]
+    K = k * G
+    pred = np.empty(G, dtype=np.float64)
+    for g in range(G):
+        out[g] = 0.0
+    for i in range(n):
+        xr = X[i]
+        for g in range(G):
+            pred[g] = 0.0
+        for j in range(k):
+            for g in range(G):
+                wr = WT[j * G + g]
+                acc = 0.0
+                for l in range(d):
+                    acc += xr[l] * wr[l]
+                a, _ = _act(code, acc)
+                pred[g] += a * v[j, g]
+        for g in range(G):
+            e = pred[g] - y[i]
+            out[g] += e * e
+    for g in range(G):
+        out[g] /= n

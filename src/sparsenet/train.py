@@ -554,10 +554,13 @@ def _losses(X, y, W, v, data_index, act, chunk_size):
         sel = np.flatnonzero(data_index == p)
         if kern is not None:
             G, d, k = len(sel), W.shape[1], W.shape[2]
-            Wcat = np.ascontiguousarray(np.moveaxis(W[sel], 0, -1).reshape(d, k * G))
+            Wcat = np.moveaxis(W[sel], 0, -1).reshape(d, k * G)
             vcat = np.ascontiguousarray(v[sel].T)
             part = np.empty(G, dtype=np.float64)
-            kern[0].grouped_losses(np.ascontiguousarray(X[p]), np.ascontiguousarray(y[p]), Wcat, vcat, kern[1], part)
+            narrow = kern[0].epoch_kernel(d, k * G) is kern[0].narrow_epoch
+            fn = kern[0].narrow_losses if narrow else kern[0].grouped_losses
+            fn(np.ascontiguousarray(X[p]), np.ascontiguousarray(y[p]), np.ascontiguousarray(Wcat.T if narrow else Wcat),
+               vcat, kern[1], part)
             out[sel] = part
             continue
         out[sel] = full_batch_step(X[p], y[p], W[sel], v[sel], act, chunk_size=chunk_size, want_grad=False)[0]

@@ -351,6 +351,7 @@ def warm_up():
         kernel(X, X[0, :0].copy(), d, np.zeros((1, 2), dtype=np.intp), np.zeros((1, d, k)), np.zeros((1, k, 1)),
                np.zeros((1, 1)), np.zeros((1, 1)), 0, 2, np.zeros((0, 0, 0)), np.zeros((0, 0)), False)
     _sgd_kernels.grouped_losses(X[:, :d].copy(), X[:, d].copy(), np.zeros((d, k)), np.zeros((k, 1)), 0, np.zeros(1))
+    _sgd_kernels.narrow_losses(X[:, :d].copy(), X[:, d].copy(), np.zeros((k, d)), np.zeros((k, 1)), 0, np.zeros(1))
 
 
 def _one_blas_thread():
