@@ -9,8 +9,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+# The editable install is redone only when pyproject.toml changes (a stamp file), so that a second
+# `make reproduce` starts computing at once instead of re-running pip.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+install: $(VENV)/.installed
 
 dev: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
