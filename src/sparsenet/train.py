@@ -9,7 +9,13 @@ Every model carries a leading batch axis: ``train_iht_batched`` trains B indepen
 seed, sparsifier, learning rate, pre-training length, data set) with one batched forward and one
 batched backward matrix product per step; ``train_iht`` is the B = 1 case.
 
-Performance notes.  Minibatch steps run in preallocated buffers (``_MinibatchWorkspace``): one
+Compiled epochs.  By default a minibatch epoch of all models of a call, and the per-epoch losses of
+problems with d <= 128, run in compiled code (:mod:`sparsenet._sgd_kernels`, numba): one call per
+epoch instead of interpreter work per step.  It covers the shipped activations, masks and the L1
+prox of :func:`sparsenet.baselines.l1_prox`; anything else, or ``SPARSENET_KERNELS=numpy``, runs the
+numpy code below, which stays the reference the tests compare against (equal to rounding).
+
+Performance notes (numpy path).  Minibatch steps run in preallocated buffers (``_MinibatchWorkspace``): one
 gather of the B minibatches from [X | y], the forward product, a fused activation kernel that
 yields φ and φ' from one pass (``_FUSED``), the backward product and the in-place update.
 Full-data passes (full-batch steps, per-epoch losses) stream X in row chunks sized for the cache
