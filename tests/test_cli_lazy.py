@@ -20,3 +20,24 @@ def test_placeholders_carry_the_real_help_text():
 def test_model_command_gets_its_real_options():
     args = cli.build_parser(["predict", "m.npz", "d.csv"]).parse_args(["predict", "m.npz", "d.csv"])
     assert args.model == "m.npz" and args.data == "d.csv"
+
+
+def test_reproduce_breakdown_names_runs_report_and_slowest(capsys):
+    from sparsenet.experiments.runner import SweepResult
+
+    result = SweepResult(total=10, skipped=4, done=6, failed=[], tasks=3,
+                         experiment_time={"fig04": 2.0, "fig10": 5.0, "noise": 1.0})
+    cli._print_breakdown(result, runs_s=7.25, report_s=3.5, total_s=10.75, top=2)
+    out = capsys.readouterr().out
+    assert "runs 7.2 s for 6 runs in 3 tasks (4 already stored)" in out
+    assert "figures and report 3.5 s; total 10.8 s" in out
+    assert "fig10 5.0, fig04 2.0" in out and "noise" not in out
+
+
+def test_resumed_reproduce_says_nothing_was_computed(capsys):
+    from sparsenet.experiments.runner import SweepResult
+
+    cli._print_breakdown(SweepResult(total=10, skipped=10, done=0, failed=[]), runs_s=0.2, report_s=3.0, total_s=3.2)
+    out = capsys.readouterr().out
+    assert "nothing to compute: all 10 runs already stored" in out
+    assert "slowest" not in out
