@@ -414,6 +414,8 @@ def _lm4(T, U0, c0, max_nfev=_MAX_LM_NFEV, ftol=1.49012e-8, xtol=1.49012e-8):
             except np.linalg.LinAlgError:
                 damping *= nu
                 nu *= 2.0
+                if not damping < 1e30:  # no damping makes the system solvable: keep the last iterate
+                    break
                 continue
             x_new = x + step
             r_new = fun(x_new)
