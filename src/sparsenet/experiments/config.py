@@ -20,6 +20,7 @@ Expansion (:func:`expand`) turns a config into :class:`Run` objects, cartesian p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -542,6 +543,7 @@ def run_memory_bytes(params):
     return 2 * 8 * (int(params["n"]) + int(params["n_test"])) * (int(params["d"]) + 1)
 
 
+@functools.lru_cache(maxsize=1)
 def machine_memory_bytes():
     """Physical memory of this machine (bytes), capped by a cgroup limit; None when unknown."""
     try:
