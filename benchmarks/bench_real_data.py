@@ -151,8 +151,8 @@ def _pruned_finetuned(mlp_pipe, X, y, n_keep):
     return predict, int(np.count_nonzero(net.W) + np.count_nonzero(net.V))
 
 
-def run_fold(X_tr, y_tr, X_te, y_te, quick=False):
-    """One outer fold: {method: (r2, nonzeros, seconds, extra)}."""
+def run_fold(X_tr, y_tr, X_te, y_te, quick=False, skip=()):
+    """One outer fold: {method: (r2, nonzeros, seconds, extra)}; methods in ``skip`` are not run."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import ElasticNetCV, LassoCV
     from sklearn.metrics import r2_score
@@ -175,6 +175,8 @@ def run_fold(X_tr, y_tr, X_te, y_te, quick=False):
         ("MLP dense", lambda: _scaled(_mlp(k)), lambda m: d * k + k),
         ("HistGB", lambda: HistGradientBoostingRegressor(random_state=SEED), lambda m: -1),
     ):
+        if name in skip:
+            continue
         t = time.perf_counter()
         fitted = model().fit(X_tr, y_tr)
         secs = time.perf_counter() - t
@@ -186,10 +188,13 @@ def run_fold(X_tr, y_tr, X_te, y_te, quick=False):
     return res
 
 
-def run(quick=False):
+def run(quick=False, reuse=None):
+    """All data sets and folds. ``reuse``: earlier records whose methods are not rerun (they do not depend
+    on SparseNetCV: the linear models and HistGB; same data, folds and seeds give the same numbers)."""
     from sklearn.model_selection import KFold
 
     records = []
+    skip = sorted({r["method"] for r in reuse or []})
     datasets = load_datasets()
     for name, (X, y, text) in datasets.items():
         t0 = time.perf_counter()
@@ -197,7 +202,9 @@ def run(quick=False):
         for fold, (tr, te) in enumerate(folds):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # MLP convergence warnings, dummy-column conditioning
-                res = run_fold(X[tr], y[tr], X[te], y[te], quick=quick)
+                res = run_fold(X[tr], y[tr], X[te], y[te], quick=quick, skip=skip)
+            res.update({r["method"]: (r["r2"], r["nnz"], r["seconds"], {}) for r in reuse or []
+                        if r["dataset"] == name and r["fold"] == fold})
             for method, (r2, nnz, secs, extra) in res.items():
                 records.append(dict(dataset=name, n=len(y), d=X.shape[1], fold=fold, method=method, r2=float(r2),
                                     nnz=int(nnz), seconds=float(secs), **extra))
@@ -383,8 +390,17 @@ def main(argv=None):
     parser.add_argument("--diagnose", metavar="NAMES",
                         help="comma-separated data sets: run the loss diagnostics only and append them to "
                         "examples/README_real_data.md")
+    parser.add_argument("--reuse", metavar="METHODS",
+                        help="comma-separated methods independent of SparseNetCV (LassoCV, ElasticNetCV, HistGB) "
+                        "to take from benchmarks/results_real_data.json instead of rerunning")
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_limits
+
+    reuse = None
+    if args.reuse:
+        keep = set(args.reuse.split(",")) & {"LassoCV", "ElasticNetCV", "HistGB"}
+        old = json.loads((ROOT / "benchmarks" / "results_real_data.json").read_text())["records"]
+        reuse = [r for r in old if r["method"] in keep]
 
     if args.diagnose:
         with threadpool_limits(1):
@@ -396,7 +412,7 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     with threadpool_limits(1):  # one core per process: the machines this runs on are shared
-        records, info = run(quick=args.quick)
+        records, info = run(quick=args.quick, reuse=reuse)
     text, comps, med = report(records, info)
     total = time.perf_counter() - t0
     text += f"\nTotal run time {total:.0f} s.\n"

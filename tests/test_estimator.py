@@ -374,3 +374,21 @@ def test_full_batch_recover_solvers_recover_the_planted_network(solver):
     assert recovery_error(model.coef_hidden_, model.coef_output_, prob.W, prob.v) < 1e-6
     with pytest.raises(ValueError, match="hidden_bias and skip need solver='lbfgs'"):
         SparseNetRegressor(solver=solver, standardize=False, skip=True).fit(prob.X, prob.y)
+
+
+def test_inputs_are_clipped_to_the_training_range(data):
+    """Real-data mode: a row outside the training box predicts like its projection onto the box, in the
+    estimator and in the sparse export; the planted mode does not clip."""
+    X, y = data
+    model = SparseNetRegressor(n_hidden=4, sparsity=0.5, max_iter=30, random_state=0).fit(X, y)
+    assert_array_equal(model.x_min_, X.min(axis=0))
+    assert_array_equal(model.x_max_, X.max(axis=0))
+    far = X[:5] + 50 * X.std(axis=0)
+    assert_array_equal(model.predict(far), model.predict(np.clip(far, X.min(axis=0), X.max(axis=0))))
+    assert_allclose(model.to_sparse().predict(far), model.predict(far), rtol=1e-10)
+    off = SparseNetRegressor(n_hidden=4, sparsity=0.5, max_iter=30, clip_inputs=False, random_state=0).fit(X, y)
+    assert off.x_min_ is None and off.to_sparse().x_min is None
+    assert not np.allclose(off.predict(far), off.predict(np.clip(far, X.min(axis=0), X.max(axis=0))))
+    planted = SparseNetRegressor(n_hidden=3, standardize=False, init="random", epochs=2, learning_rate=1e-3,
+                                 random_state=0).fit(X / X.std(0), y / y.std())
+    assert planted.x_min_ is None

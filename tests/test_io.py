@@ -31,6 +31,9 @@ def test_round_trip_bit_identical(fitted, tmp_path):
     for attr in ("coef_hidden_", "hidden_bias_", "coef_output_", "coef_skip_", "x_mean_", "x_scale_"):
         assert_array_equal(getattr(loaded, attr), getattr(model, attr))
     assert loaded.solver_ == model.solver_ == "lbfgs"
+    assert_array_equal(loaded.x_min_, model.x_min_)
+    assert_array_equal(loaded.x_max_, model.x_max_)
+    assert_array_equal(loaded.predict(X * 10), model.predict(X * 10))  # clipped alike outside the range
     assert loaded.intercept_ == model.intercept_
     assert loaded.n_iter_ == model.n_iter_ and loaded.init_used_ == model.init_used_
     assert loaded.n_features_in_ == 5
@@ -171,10 +174,13 @@ def test_load_refuses_non_finite_weights_and_bad_scales(fitted, tmp_path, key, i
     ({"n_iter": np.array(-1)}, r"n_iter must be a non-negative integer"),
     ({"activation": np.array("gelu")}, r"activation must be one of \["),
     ({"init_used": np.array("pca")}, r"init_used must be one of \['random', 'tensor'\]"),
-    ({"solver": np.array("adam")}, r"solver must be one of \['lbfgs', 'sgd'\]"),
+    ({"solver": np.array("adam")}, r"solver must be one of \['grasp', 'htp', 'lbfgs', 'niht', 'sgd'\]"),
     ({"params": np.array("[1, 2]")}, r"params is not a JSON object"),
     ({"params": np.array("{not json")}, r"corrupt sparsenet model file"),
     ({"feature_names": np.array(["a", "b"])}, r"feature_names must be 5 strings"),
+    ({"x_min": None}, r"x_min and x_max must both be present or both absent"),
+    ({"x_min": np.full(5, 1e9)}, r"x_min exceeds x_max at index 0"),
+    ({"x_max": np.array([1.0, np.nan, 0, 0, 0])}, r"x_max holds a non-finite value \(nan\) at index \(1,\)"),
 ])
 def test_load_refuses_inconsistent_fields(fitted, tmp_path, changes, match):
     with pytest.raises(ValueError, match=match):
