@@ -120,3 +120,15 @@ def test_contour_figure_one_line_per_method():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[:2] == ["A", "B"] and "never (no 50% crossing: always below)" in labels
     assert len(fig.axes[0].collections) >= 2  # one contour set per crossing method
+
+
+def test_recover_method_survives_a_failing_tensor_init(tmp_path):
+    # n = 30 < what tensor_init needs: the run still completes (recover starts at random)
+    path = tmp_path / "t.toml"
+    path.write_text(TINY.replace("values = [300, 600]", "values = [30]").replace("trials = 2", "trials = 1"))
+    cfg = load_config(path)
+    with open_store(tmp_path) as store:
+        run_experiments([cfg], store, jobs=1, progress=False)
+        records = [r for r in store.records(cfg) if r["method"] != "SGD IHT via recover"]
+    assert records and all(r["status"] == "ok" for r in records), [r["error"] for r in records]
+    assert all(np.isnan(r["metrics"]["init_recovery_error"]) for r in records)

@@ -13,7 +13,7 @@ protocol. As the multi-stage baselines, the whole fit runs in ``ModelSpec.finish
 stage runs 0 epochs); its measured time is stored as the ``wall_time`` metric, and the solver's
 iterations and stop reason as ``solver_iterations`` / ``solver_starts`` metrics. The stored
 ``init_recovery_error`` is that of the run's cached tensor initialization (the first start of
-``recover`` draws its own).
+``recover`` draws its own); NaN when that initialization fails (``recover`` then starts at random).
 """
 
 from __future__ import annotations
@@ -59,7 +59,12 @@ def _build(params, ctx):
     from sparsenet.recovery import recover
     from sparsenet.solvers import SGDIHT
 
-    W0, v0 = ctx.init("tensor")
+    try:
+        W0, v0 = ctx.init("tensor")
+        init_failed = False
+    except ValueError:  # recover falls back to a random start itself; only the stored init error is lost
+        d, k = ctx.problem.W.shape
+        W0, v0, init_failed = np.zeros((d, k)), np.ones(k), True
     sp = _sparsifier(params["sparsifier"], params)
     solver = params["solver"]
     if solver == "sgd_iht":
@@ -76,6 +81,8 @@ def _build(params, ctx):
         ctx.warnings += [f"recover: {w}" for w in res.warnings]
         extra = {"wall_time": time.perf_counter() - t0, "solver_iterations": int(res.history["n_iter"]),
                  "solver_starts": int(res.n_starts)}
+        if init_failed:
+            extra["init_recovery_error"] = float("nan")
         return res.W, res.v, {"train_loss": res.history["loss"], "nnz": res.history["nnz"]}, extra
 
     return ModelSpec(W0=W0, v0=v0, sparsifier=None, pretrain_epochs=0, learning_rate=1e-3, train_v=False,
