@@ -11,8 +11,10 @@ $(BIN)/python:
 
 # The editable install is redone only when pyproject.toml changes (a stamp file), so that a second
 # `make reproduce` starts computing at once instead of re-running pip.
+# It also compiles the training kernels once (numba's cache), so that the first run does not pay it.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -c "from sparsenet.experiments.runner import warm_up; warm_up()"
 	touch $@
 
 install: $(VENV)/.installed
