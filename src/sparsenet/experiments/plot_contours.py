@@ -76,7 +76,9 @@ def plot_success_contours(config, records, *, level=0.5, protocol="blind", confi
                     ax.contour(gx, gy, np.where(finite, bound, 0.0), levels=[level], colors=[color],
                                linewidths=0.8, linestyles="dashed")
         elif finite.any():
-            label += f" (no {level:.0%} crossing: always {'above' if np.nanmin(P) >= level else 'below'})"
+            lo_p, hi_p = np.nanmin(P), np.nanmax(P)
+            label += (f" (no {level:.0%} crossing: always {'above' if lo_p > level else 'below'})" if lo_p > level
+                      or hi_p < level else f" (no {level:.0%} crossing: range {lo_p:.0%}–{hi_p:.0%})")
         handles.append(Line2D([], [], color=color, lw=2.0, label=label))
     handles.append(Line2D([], [], color="grey", lw=0.8, ls="dashed",
                           label=f"{confidence:.0%} Wilson bounds at {level:.0%}"))
