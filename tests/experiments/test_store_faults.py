@@ -181,19 +181,18 @@ def test_read_only_empty_folder(tmp_path, sweep):
     _one_clear_line(err, str(out / "runs.sqlite"), "read-only")
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_file_size_limit_mid_sweep(tmp_path, jobs):
-    # ulimit -f: the store stops growing mid-sweep. One clear line naming the store and the limit,
+def test_file_size_limit_mid_sweep(tmp_path):
+    # ulimit -f with the default process pool: the store stops growing mid-sweep. One clear line naming the store and the limit,
     # exit != 0, every committed run intact, and an unlimited rerun completes without duplicates.
     sweep = tmp_path / "big.toml"
     sweep.write_text(SWEEP.format(trials=12))  # 48 runs
     out = tmp_path / "out"
-    rc, _, err = _sparsenet(["run", sweep, "--out", out, "--jobs", jobs, "--no-progress"], fsize=64 * 1024)
+    rc, _, err = _sparsenet(["run", sweep, "--out", out, "--jobs", 2, "--no-progress"], fsize=64 * 1024)
     assert rc != 0
     _one_clear_line(err, str(out / "runs.sqlite"), "file-size limit (ulimit -f) is 65536 bytes")
     partial = _rows(out / "runs.sqlite")
     assert len(partial) < 48
-    rc, stdout, err = _sparsenet(["run", sweep, "--out", out, "--jobs", jobs, "--no-progress"])
+    rc, stdout, err = _sparsenet(["run", sweep, "--out", out, "--jobs", 2, "--no-progress"])
     assert rc == 0, err
     assert f"{48 - len(partial)} runs computed, {len(partial)} already stored, 48 in all" in stdout
     final = _rows(out / "runs.sqlite")
