@@ -215,3 +215,27 @@ def test_two_configs_with_one_name_are_refused(tiny_path, tmp_path, capsys):
     # Editing the same file and rerunning is fine (the definition is replaced).
     tiny_path.write_text(TINY.replace("trials = 2", "trials = 1"))
     assert cli.main(["run", str(tiny_path), "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("column, line", [("b", 7), ("y", 12)])
+def test_fit_names_a_cell_too_large_for_the_model(tmp_path, capsys, column, line):
+    # Before: "no candidate (n_hidden, sparsity) keeps within max_weight_fraction" or "training diverged".
+    rows = [[float(i % 7), float(i % 3), float(i % 5)] for i in range(60)]
+    rows[line - 2]["aby".index(column)] = 1e300
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n" + "\n".join(",".join(map(repr, r)) for r in rows) + "\n")
+    assert cli.main(["fit", str(data), "--target", "y", "--out", str(tmp_path / "m.npz")]) != 0
+    err = capsys.readouterr().err
+    assert f"d.csv, line {line}: column '{column}' is 1e+300, too large for the model" in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_estimator_names_a_target_scaled_by_1e200():
+    import numpy as np
+
+    from sparsenet.estimator import SparseNetRegressor
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((200, 4)), rng.standard_normal(200)
+    with pytest.raises(ValueError, match=rf"Input 'y' has a value too large for the model: y\[{np.argmax(np.abs(y))}\]"):
+        SparseNetRegressor(n_hidden=2, random_state=0).fit(X, y * 1e200)

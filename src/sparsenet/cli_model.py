@@ -46,7 +46,8 @@ def read_csv(path):
     ------
     CSVError
         Missing/unreadable file, empty file, no data rows, a row of the wrong length, an empty
-        row, an empty or NaN cell (row and column named), or a non-numeric cell (row and column named).
+        row, an empty or NaN cell (row and column named), a non-numeric cell (row and column named),
+        or a cell too large for the model (|value| above ``sparsenet._validation.max_abs_value``).
         Row numbers are line numbers in the file (the header is line 1).
     """
     try:
@@ -90,7 +91,17 @@ def read_csv(path):
         values.append(parsed)
     if not values:
         raise CSVError(f"{path} has a header but no data rows")
-    return columns, np.asarray(values, dtype=np.float64)
+    data = np.asarray(values, dtype=np.float64)
+    from sparsenet._validation import max_abs_value
+
+    limit = max_abs_value(len(data))
+    big = np.argwhere(np.abs(data) > limit)
+    if len(big):  # e.g. a cell of 1e300: named here, where the line number is known
+        i, j = big[0]
+        raise CSVError(f"{path}, line {i + 2}: column '{columns[j]}' is {data[i, j]:g}, too large for the model "
+                       f"(values beyond {limit:.2g} overflow float64 in its moments and squared loss); "
+                       "rescale the column or remove the row")
+    return columns, data
 
 
 def _error(message):

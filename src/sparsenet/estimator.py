@@ -45,7 +45,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from sparsenet._validation import check_random_state, check_scalar
+from sparsenet._validation import check_magnitude, check_random_state, check_scalar
 from sparsenet.activations import ACTIVATIONS, Activation, get_activation
 
 __all__ = [
@@ -592,6 +592,7 @@ class SparseNetRegressor(RegressorMixin, _SparseNetBase):
 
     def _fit(self, X, y, stages=None, copies=None):
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        check_magnitude(X, "X"), check_magnitude(y, "y")  # a 1e300 cell: named, not "no candidate keeps ..."
         cfg = self._check_params(len(y))
         rng = check_random_state(self.random_state)
         if cfg["standardize"]:
@@ -884,6 +885,7 @@ class SparseNetRegressorCV(RegressorMixin, BaseEstimator):
 
         owner = type(self).__name__
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        check_magnitude(X, "X"), check_magnitude(y, "y")  # a 1e300 cell: named, not "no candidate keeps ..."
         ks = _check_grid(self.n_hidden, "n_hidden", owner, kind="int", low=1)
         ps = _check_grid(self.sparsities, "sparsities", owner, kind="float", low=0.0, high=1.0, closed="right")
         cv = check_scalar(self.cv, "cv", kind="int", low=2, owner=owner)
@@ -1056,6 +1058,7 @@ class SparseNetClassifier(ClassifierMixin, _SparseNetBase):
 
         owner = type(self).__name__
         X, y = validate_data(self, X, y, dtype=np.float64)
+        check_magnitude(X, "X")
         check_classification_targets(y)
         classes, index = np.unique(y, return_inverse=True)
         if len(classes) < 2:
