@@ -287,6 +287,8 @@ def sparsity_path(X, Y, net0, activation, *, stages, hidden_bias, skip, fit_outp
     hidden_bias, skip, fit_output : bool
         Whether c, B and V are trained.
     loss, alpha, max_iter, tol, validation, n_iter_no_change : see :func:`fit_network`
+    criterion : {"saliency", "magnitude"}, default="saliency"
+        How a ``TopFraction`` stage ranks the weights: by :func:`saliency` on X, or by |[W | B]|.
 
     Returns
     -------
