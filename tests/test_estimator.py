@@ -392,3 +392,28 @@ def test_inputs_are_clipped_to_the_training_range(data):
     planted = SparseNetRegressor(n_hidden=3, standardize=False, init="random", epochs=2, learning_rate=1e-3,
                                  random_state=0).fit(X / X.std(0), y / y.std())
     assert planted.x_min_ is None
+
+
+def test_classifier_clips_inputs_to_the_training_range():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] ** 2 + X[:, 1] > 1).astype(int)
+    model = SparseNetClassifier(n_hidden=3, random_state=0).fit(X, y)
+    far = X[:5] * 40
+    assert_array_equal(model.decision_function(far),
+                       model.decision_function(np.clip(far, X.min(axis=0), X.max(axis=0))))
+    off = SparseNetClassifier(n_hidden=3, clip_inputs=False, random_state=0).fit(X, y)
+    assert off.x_min_ is None
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"n_hidden": 0}, r"The 'n_hidden' parameter of SparseNetClassifier must be an int in the range \[1, inf\)"),
+    ({"clip_inputs": "yes"}, r"The 'clip_inputs' parameter of SparseNetClassifier must be a bool\. Got 'yes'"),
+    ({"standardize": 1}, r"The 'standardize' parameter of SparseNetClassifier must be a bool"),
+    ({"alpha": -1.0}, r"The 'alpha' parameter of SparseNetClassifier must be a float in the range \[0, inf\)"),
+    ({"sparsity": 2.0}, r"The 'sparsity' parameter of SparseNetClassifier must be a float in the range \(0, 1\]"),
+])
+def test_classifier_parameter_errors(params, match):
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    with pytest.raises(ValueError, match=match):
+        SparseNetClassifier(**params).fit(X, (X[:, 0] > 0).astype(int))

@@ -149,27 +149,27 @@ class SparseNetwork:
 # --------------------------------------------------------------------------------------------------
 # Parameter helpers (validate once, at the boundary: STYLE.md 3.3)
 # --------------------------------------------------------------------------------------------------
-def _resolve_sparsity(sparsity):
+def _resolve_sparsity(sparsity, owner=_OWNER):
     """Turn the ``sparsity`` parameter into a sparsifier callable."""
     from sparsenet.sparsify import Dense, Sparsifier, TopFraction, get_sparsifier
 
     if sparsity is None:
         return Dense()
     if isinstance(sparsity, numbers.Real) and not isinstance(sparsity, bool):
-        p = check_scalar(sparsity, "sparsity", kind="float", low=0.0, high=1.0, closed="right", owner=_OWNER)
+        p = check_scalar(sparsity, "sparsity", kind="float", low=0.0, high=1.0, closed="right", owner=owner)
         return TopFraction(p)
     if isinstance(sparsity, (Sparsifier, dict)):
         return get_sparsifier(sparsity)
     raise ValueError(
-        f"The 'sparsity' parameter of {_OWNER} must be None, a float in the range (0, 1] "
+        f"The 'sparsity' parameter of {owner} must be None, a float in the range (0, 1] "
         f"(the fraction of hidden weights kept) or a Sparsifier (Threshold, TopFraction, Dense). "
         f"Got {sparsity!r} instead."
     )
 
 
-def _check_bool(value, name):
+def _check_bool(value, name, owner=_OWNER):
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"The '{name}' parameter of {_OWNER} must be a bool. Got {value!r} instead.")
+        raise ValueError(f"The '{name}' parameter of {owner} must be a bool. Got {value!r} instead.")
     return bool(value)
 
 
@@ -989,6 +989,8 @@ class SparseNetClassifier(ClassifierMixin, _SparseNetBase):
         Fraction of rows held out for early stopping.
     n_iter_no_change : int, default=10
         Patience of early stopping.
+    clip_inputs : bool, default=True
+        Clip features to their training range at prediction (see :class:`SparseNetRegressor`).
     standardize : bool, default=True
         Center and scale the features (folded back in :attr:`x_mean_`, :attr:`x_scale_`).
     random_state : int, numpy.random.Generator or None, default=None
@@ -1005,6 +1007,8 @@ class SparseNetClassifier(ClassifierMixin, _SparseNetBase):
     intercept_ : ndarray of shape (m,)
         m = 1 for two classes, n_classes otherwise.
     x_mean_, x_scale_ : ndarray of shape (n_features,)
+    x_min_, x_max_ : ndarray of shape (n_features,) or None
+        Training range used by ``clip_inputs`` (None when off).
     history_ : dict of ndarray
         Per path stage ``"fraction"``, ``"train_loss"``, ``"val_loss"``, ``"n_iter"``, ``"nnz"``.
     n_iter_ : int
@@ -1026,7 +1030,7 @@ class SparseNetClassifier(ClassifierMixin, _SparseNetBase):
 
     def __init__(self, n_hidden=10, activation="relu2", sparsity=0.25, hidden_bias=True, skip=True, alpha=1e-3,
                  max_iter=200, tol=1e-6, early_stopping=True, validation_fraction=0.1, n_iter_no_change=10,
-                 standardize=True, random_state=None):
+                 clip_inputs=True, standardize=True, random_state=None):
         self.n_hidden = n_hidden
         self.activation = activation
         self.sparsity = sparsity
@@ -1038,6 +1042,7 @@ class SparseNetClassifier(ClassifierMixin, _SparseNetBase):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.clip_inputs = clip_inputs
         self.standardize = standardize
         self.random_state = random_state
 
@@ -1064,10 +1069,10 @@ class SparseNetClassifier(ClassifierMixin, _SparseNetBase):
         if len(classes) < 2:
             raise ValueError(f"{owner} needs samples of at least 2 classes; got 1 class ({classes[0]!r}).")
         k = check_scalar(self.n_hidden, "n_hidden", kind="int", low=1, owner=owner)
-        standardize = _check_bool(self.standardize, "standardize")
+        standardize = _check_bool(self.standardize, "standardize", owner)
         cfg = self._check_lbfgs_params(True)
         activation = get_activation(self.activation)
-        sparsifier = _resolve_sparsity(self.sparsity)
+        sparsifier = _resolve_sparsity(self.sparsity, owner)
         rng = check_random_state(self.random_state)
         if standardize:
             x_mean, x_scale = _standardization(X)
@@ -1088,6 +1093,8 @@ class SparseNetClassifier(ClassifierMixin, _SparseNetBase):
         self.coef_hidden_, self.hidden_bias_ = net.W, net.c
         self.coef_output_, self.coef_skip_, self.intercept_ = net.V, net.B, net.b
         self.x_mean_, self.x_scale_ = np.asarray(x_mean, dtype=np.float64), np.asarray(x_scale, dtype=np.float64)
+        clip = _check_bool(self.clip_inputs, "clip_inputs", owner)
+        self.x_min_, self.x_max_ = (X.min(axis=0), X.max(axis=0)) if clip else (None, None)
         self.history_ = self._path_history(path, stages)
         self.n_iter_ = int(self.history_["n_iter"].sum())
         return self
@@ -1105,6 +1112,8 @@ class SparseNetClassifier(ClassifierMixin, _SparseNetBase):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
+        if self.x_min_ is not None:
+            X = np.clip(X, self.x_min_, self.x_max_)
         Xs = (X - self.x_mean_) / self.x_scale_
         F = (self.activation_(Xs @ self.coef_hidden_ + self.hidden_bias_) @ self.coef_output_
              + Xs @ self.coef_skip_ + self.intercept_)
