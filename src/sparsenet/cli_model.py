@@ -317,7 +317,7 @@ def add_commands(subparsers):
     fit.add_argument("--cv", type=int, default=5, help="cross-validation folds for the choice")
     fit.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations per pruning stage (cap)")
     fit.add_argument("--validation", type=float, default=0.2, help="fraction of rows held out for validation")
-    fit.add_argument("--seed", type=_seed, default=0, help="random seed (split, initialization, minibatches)")
+    fit.add_argument("--seed", type=_seed, default=0, help="random seed (validation split, CV folds, initialization)")
     fit.add_argument("--out", default="model.npz", help="where to write the model")
     fit.set_defaults(func=_cmd_fit)
 
