@@ -137,11 +137,24 @@ def _run_cost(run):
     return weight * p["n"] * p["d"] * p["k"] * epochs
 
 
-def _cost(task):
+def task_cost(task):
+    """Estimated CPU cost of a task, in :data:`COST_PER_SECOND` units.
+
+    Parameters
+    ----------
+    task : Task
+        The runs of one task.
+
+    Returns
+    -------
+    float
+        Sum over the runs of method weight × n × d × k × epochs; used to order tasks (longest first)
+        and to cut them small enough that one store transaction holds little work.
+    """
     return sum(_run_cost(run) for run in task.runs)
 
 
-task_cost = _cost
+_cost = task_cost
 
 
 # --------------------------------------------------------------------------------------------------
