@@ -32,11 +32,12 @@ import time
 import numpy as np
 
 from sparsenet.experiments.params import Param
-from sparsenet.experiments.methods import _INIT_FIELD, METHODS, Method, ModelSpec, _sparsifier
+from sparsenet.experiments.methods import (
+    _INIT_FIELD, _TARGET_FIELD, METHODS, Method, ModelSpec, _apply_target, _sparsifier,
+)
 
 __all__ = ["BASELINE_METHODS", "oracle_support"]
 
-_TARGET_FIELD = {"target": Param("choice", choices=("p_train", "p_gt"), default="p_train")}
 _SPARSIFIER_FIELD = {
     "sparsifier": Param("choice", choices=("threshold", "top_fraction", "dense"), default="top_fraction")
 }
@@ -44,17 +45,6 @@ _SPARSIFIER_FIELD = {
 
 def _random_init_field():
     return {"init": Param("choice", choices=_INIT_FIELD["init"].choices, default="random")}
-
-
-def _apply_target(params, setting):
-    if params.get("target") == "p_gt":
-        if "p_gt" not in setting:
-            raise ValueError(
-                "The 'target' field 'p_gt' needs a planted truth sparsified by p_gt (set p_gt, not thresh_gt). "
-                f"Got thresh_gt={setting.get('thresh_gt')!r} instead."
-            )
-        params["p_train"] = setting["p_gt"]
-    return params
 
 
 def _resolve_iht_family(setting, fields):

@@ -134,6 +134,19 @@ def _random(problem, protocol, rng):
 
 INITIALIZERS = {"tensor": _tensor, "random": _random}
 _INIT_FIELD = {"init": Param("choice", choices=tuple(sorted(INITIALIZERS)), default="tensor")}
+# Shared by the baseline and solver methods: train to the planted sparsity LEVEL (p_gt), never its support.
+_TARGET_FIELD = {"target": Param("choice", choices=("p_train", "p_gt"), default="p_train")}
+
+
+def _apply_target(params, setting):
+    if params.get("target") == "p_gt":
+        if "p_gt" not in setting:
+            raise ValueError(
+                "The 'target' field 'p_gt' needs a planted truth sparsified by p_gt (set p_gt, not thresh_gt). "
+                f"Got thresh_gt={setting.get('thresh_gt')!r} instead."
+            )
+        params["p_train"] = setting["p_gt"]
+    return params
 
 
 # --------------------------------------------------------------------------------------------------

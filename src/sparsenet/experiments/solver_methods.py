@@ -23,8 +23,7 @@ import time
 import numpy as np
 
 from sparsenet.experiments.config import Param
-from sparsenet.experiments.baseline_methods import _TARGET_FIELD, _apply_target
-from sparsenet.experiments.methods import METHODS, Method, ModelSpec, _sparsifier
+from sparsenet.experiments.methods import _TARGET_FIELD, METHODS, Method, ModelSpec, _apply_target, _sparsifier
 from sparsenet.solvers import SOLVERS
 from sparsenet.sparsify import SPARSIFIERS
 
