@@ -62,6 +62,30 @@ def test_list_names_every_shipped_experiment(capsys):
         assert re.search(rf"^{name}\s", out, re.M)
 
 
+def test_list_counts_runs_without_expanding_or_hashing(monkeypatch, capsys):
+    calls = {"expand": 0, "sha": 0}
+    real_expand, real_sha = config_module.expand, config_module._sha
+
+    def counting(name, real):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(config_module, "expand", counting("expand", real_expand))
+    monkeypatch.setattr(config_module, "_sha", counting("sha", real_sha))
+    assert cli.main(["list", "--scale", "quick"]) == 0
+    assert calls == {"expand": 0, "sha": 0}
+    # Oracle: the runs column is the number of distinct run keys of the full expansion.
+    rows = {}
+    for line in capsys.readouterr().out.splitlines()[1:]:
+        m = re.match(r"(\S+)\s+(?:\d+\s+)?\S+(?: x \S+)?\s+\d+\s+(\d+)\s", line)
+        rows[m.group(1)] = int(m.group(2))
+    for path in config_module.shipped_configs():
+        c = config_module.load_config(path, scale="quick")
+        assert rows[c.name] == len({r.key for r in real_expand(c)}), c.name
+
+
 @pytest.mark.parametrize("command", ["reproduce", "run", "report", "list"])
 def test_help_explains_every_option_with_default(command, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -268,9 +268,7 @@ def _cmd_report(args):
 
 
 def _cmd_list(args):
-    from sparsenet.experiments.config import expand, shipped_configs
-
-    from sparsenet.experiments.config import ConfigError, load_config
+    from sparsenet.experiments.config import ConfigError, count_runs, load_config, shipped_configs
 
     configs = []
     for path in shipped_configs():
@@ -280,7 +278,7 @@ def _cmd_list(args):
             print(f"sparsenet: {exc}", file=sys.stderr)
     print(f"{'name':<10} {'fig':>3}  {'swept':<13} {'values':>6} {'runs':>5}  title")
     for c in configs:
-        n_runs = len({r.key for r in expand(c)})
+        n_runs = count_runs(c)
         fig = "" if c.figure is None else str(c.figure)
         swept = c.x if c.y is None else f"{c.x} x {c.y}"  # a 2-D sweep: values counts grid points
         points = len(c.values) * max(len(c.y_values), 1)

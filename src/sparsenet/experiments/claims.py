@@ -30,7 +30,7 @@ A claim has one of four outcomes (:data:`OUTCOMES`): **holds**, **does not hold*
   significant in the claimed direction = holds, in the other = does not hold, else inconclusive.
 
 scipy and statsmodels are imported inside the functions that need them, so that importing this
-module (``config.py`` reads :data:`CLAIM_KINDS` from it) stays cheap.
+module stays cheap.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from sparsenet.experiments.aggregate import (
     resolution,
     trial_of,
 )
+from sparsenet.experiments.config import CLAIM_KINDS  # each claim kind with the keys it requires
 
 __all__ = ["ALPHA", "CORRECTION", "CLAIM_KINDS", "OUTCOMES", "Verdict", "evaluate_claim",
            "evaluate_claims", "adjust", "wilson_interval", "methods_text"]
@@ -60,12 +61,6 @@ __all__ = ["ALPHA", "CORRECTION", "CLAIM_KINDS", "OUTCOMES", "Verdict", "evaluat
 ALPHA = 0.05
 CORRECTION = "holm"
 N_BOOTSTRAP = 2000
-#: Each claim kind with the keys it requires (``config.py`` validates the TOML against this).
-CLAIM_KINDS = {
-    "argmin": ("metric", "method", "expect", "tolerance", "text"),
-    "trend": ("metric", "method", "direction", "text"),
-    "compare": ("metric", "better", "worse", "text"),
-}
 OUTCOMES = ("holds", "does not hold", "inconclusive", "no data")
 
 

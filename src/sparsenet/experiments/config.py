@@ -49,6 +49,7 @@ __all__ = [
     "parse_config",
     "shipped_configs",
     "expand",
+    "count_runs",
     "canonical_json",
     "run_key",
     "problem_seed",
@@ -112,6 +113,14 @@ HISTORY_METRICS = ("train_loss", "test_loss", "nnz")
 # Only 2-D sweeps (``y``) use it; they are drawn as a success-probability heat map.
 DERIVED_METRICS = ("success",)
 RECORD_METRICS = ("wall_time",)  # top-level record fields that may be plotted like a metric
+#: the kinds of report section an experiment may ask for with ``[experiment] section`` (sections.py)
+SECTION_KINDS = ("sweep", "methods", "activations", "phase_transition")
+#: each claim kind with the keys it requires (claims.py decides them)
+CLAIM_KINDS = MappingProxyType({
+    "argmin": ("metric", "method", "expect", "tolerance", "text"),
+    "trend": ("metric", "method", "direction", "text"),
+    "compare": ("metric", "better", "worse", "text"),
+})
 
 _EXPERIMENT_KEYS = {
     "name": Param("str"),
@@ -130,11 +139,11 @@ _EXPERIMENT_KEYS = {
     "xscale": Param("choice", choices=("linear", "log")),
     "yscale": Param("choice", choices=("linear", "log")),
     "reproduce": Param("bool"),  # false: shipped, but left out of `sparsenet reproduce` (cluster-sized)
-    "section": None,  # the report section (sections.SECTION_KINDS), checked in parse_config
+    "section": None,  # the report section (SECTION_KINDS), checked in parse_config
     "resolution": None,  # table metric -> float >= 0 (claims: values closer than it are equal)
 }
 _CLAIM_KEYS = {
-    "kind": None,  # one of claims.CLAIM_KINDS, checked in parse_config
+    "kind": None,  # one of CLAIM_KINDS, checked in parse_config
     "metric": Param("str"),
     "method": Param("str"),
     "better": Param("str"),
@@ -424,8 +433,6 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         _check_table(entry, _CLAIM_KEYS, where, path)
         if "kind" not in entry:
             raise ConfigError(f"Missing required key 'kind' in {where} of {path}.")
-        from sparsenet.experiments.claims import CLAIM_KINDS
-
         entry = dict(entry)
         items = {"kind": Param("choice", choices=tuple(CLAIM_KINDS)).check(entry.pop("kind"), "kind", where, path)}
         for key, value in entry.items():
@@ -475,15 +482,14 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         resolution=_check_resolution(exp, known_metrics, path),
         source=source,
     )
-    # Resolve every run once so that cross-key problems (k > d, ...) surface at load time.
-    for run in expand(config):
-        _check_consistency(run, path)
+    # Resolve every grid point and method once so that cross-key problems (k > d, ...) surface at load
+    # time. Protocols and trials do not change the parameters, so runs are not expanded (no hashing).
+    for _, _, _, params in _resolved_points(config):
+        _check_consistency(params, path)
     return config
 
 
 def _check_section(exp, path):
-    from sparsenet.experiments.sections import SECTION_KINDS
-
     if "section" not in exp:
         return ""
     return Param("choice", choices=SECTION_KINDS).check(exp["section"], "section", "[experiment]", path)
@@ -519,8 +525,7 @@ def _check_y(exp, checked, x, path):
     return y, values
 
 
-def _check_consistency(run, path):
-    p = run.params_dict
+def _check_consistency(p, path):
     if p["k"] > p["d"]:
         raise ConfigError(f"{path}: k = {p['k']} exceeds d = {p['d']}; the planted network needs k <= d.")
     if p["batch_size"] != "full" and p["batch_size"] > p["n"]:
@@ -620,8 +625,8 @@ def run_key(params, protocol, seed):
     return _sha({"params": dict(params), "protocol": protocol, "seed": int(seed)})
 
 
-def expand(config):
-    """All runs of an experiment: values x methods x protocols x trials, in a stable order."""
+def _resolved_points(config):
+    """Yield ``(value, w, spec, params)`` for every grid point and method, in the order of :func:`expand`."""
     from sparsenet.experiments.methods import METHODS
 
     base = config.setting_dict
@@ -629,7 +634,6 @@ def expand(config):
     grid = [(value, None) for value in values]
     if config.y is not None:  # 2-D sweep: x-major cartesian product
         grid = [(value, w) for value in values for w in config.y_values]
-    runs = []
     for value, w in grid:
         point = base if value is None else _apply_truth(base, {config.x: value})
         if w is not None:
@@ -638,21 +642,38 @@ def expand(config):
             setting = _apply_truth(point, dict(spec.overrides))
             params = METHODS[spec.method].resolve(setting, dict(spec.fields))
             params["method"] = spec.method
-            for protocol in config.protocols:
-                for trial in range(config.trials):
-                    seed = problem_seed(params, trial)
-                    runs.append(
-                        Run(
-                            key=run_key(params, protocol, seed),
-                            experiment=config.name,
-                            label=spec.label,
-                            method=spec.method,
-                            protocol=protocol,
-                            trial=trial,
-                            seed=seed,
-                            x=value,
-                            params=tuple(sorted(params.items())),
-                            y=w,
-                        )
+            yield value, w, spec, params
+
+
+def count_runs(config):
+    """Number of distinct runs of an experiment (``len({r.key for r in expand(config)})``), without hashing.
+
+    Two methods (or grid points) that resolve to the same parameters share their runs: a run key is a
+    hash of the parameters, the protocol and a seed derived from the parameters and the trial.
+    """
+    distinct = {tuple(sorted(params.items())) for _, _, _, params in _resolved_points(config)}
+    return len(distinct) * len(config.protocols) * config.trials
+
+
+def expand(config):
+    """All runs of an experiment: values x methods x protocols x trials, in a stable order."""
+    runs = []
+    for value, w, spec, params in _resolved_points(config):
+        for protocol in config.protocols:
+            for trial in range(config.trials):
+                seed = problem_seed(params, trial)
+                runs.append(
+                    Run(
+                        key=run_key(params, protocol, seed),
+                        experiment=config.name,
+                        label=spec.label,
+                        method=spec.method,
+                        protocol=protocol,
+                        trial=trial,
+                        seed=seed,
+                        x=value,
+                        params=tuple(sorted(params.items())),
+                        y=w,
                     )
+                )
     return runs

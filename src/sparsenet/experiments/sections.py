@@ -39,12 +39,11 @@ from sparsenet.experiments.aggregate import (
 )
 from sparsenet.experiments.claims import wilson_interval
 from sparsenet.experiments.document import Bullets, Heading, Image, Paragraph, Table
+from sparsenet.experiments.config import SECTION_KINDS  # the kinds of section ([experiment] section)
 
 __all__ = ["SECTION_KINDS", "build_section", "section_kind", "experiment_section", "methods_summary",
            "methods_conclusions", "is_oracle", "heading_text"]
 
-#: the kinds of section an experiment may ask for with ``[experiment] section``
-SECTION_KINDS = ("sweep", "methods", "activations", "phase_transition")
 
 
 def section_kind(config) -> str:
