@@ -1,6 +1,8 @@
 """The public API: names exported, docstrings that match signatures (numpydoc), reproducibility."""
 
 import inspect
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -115,3 +117,16 @@ print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'matplotli
              or m in ('sparsenet.estimator', 'sparsenet.cli_model', 'sparsenet.train')))
 """
     assert _run_python(code, blocked=("sklearn", "matplotlib")).strip().endswith("[]")
+
+
+def test_public_names_survive_importing_their_submodules():
+    # `from sparsenet.tensor_init import ...` binds the submodule on the package; the public
+    # function of the same name must still be what `sparsenet.tensor_init` means.
+    code = (
+        "import importlib, sparsenet\n"
+        "mods = {m: importlib.import_module('sparsenet.' + m) for m in set(sparsenet._LAZY.values())}\n"
+        "bad = [n for n, m in sparsenet._LAZY.items() if getattr(sparsenet, n) is not getattr(mods[m], n)]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

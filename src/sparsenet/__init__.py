@@ -9,6 +9,8 @@ scikit-learn only with :class:`SparseNetRegressor`.
 """
 
 import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -55,3 +57,15 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    # Importing a submodule binds it on the package (``sparsenet.tensor_init`` the module); where a
+    # public function is named like its module, keep the function, as an eager import would.
+    def __setattr__(self, name, value):
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
