@@ -138,3 +138,30 @@ def test_heat_map_has_the_half_contour_and_the_report_uses_it(tmp_path):
     text = md.read_text()
     assert (tmp_path / "out" / "figures" / "grid_success_vs_n_p_gt.png").exists()
     assert "0.67 (2/3)" in text and "P(recovery error < 0.05)" in text
+
+
+SECOND_METHOD = """
+[[methods]]
+label = "thr"
+method = "iht"
+sparsifier = "threshold"
+"""
+
+
+def test_report_has_the_contour_figure_only_with_two_methods(tmp_path):
+    from sparsenet.experiments.claims import wilson_interval
+
+    one = _load(tmp_path)
+    md, _ = write_report(tmp_path / "one", [(one, _records(one))], date="2024-01-01", version="0")
+    assert "contours" not in md.read_text()
+    assert not list((tmp_path / "one" / "figures").glob("*contours*"))
+    two = _load(tmp_path, tail=SECOND_METHOD)
+    records = _records(two)
+    assert {r["method"] for r in records} == {"top-p", "thr"}
+    md, _ = write_report(tmp_path / "two", [(two, records)], date="2024-01-01", version="0")
+    text = md.read_text()
+    png = tmp_path / "two" / "figures" / "grid_success_vs_n_p_gt_contours.png"
+    assert png.exists() and png.stat().st_size > 0
+    assert "figures/grid_success_vs_n_p_gt_contours.png" in text
+    lo, hi = wilson_interval(2, 3)  # the failed run at (500, 0.25): 2 of 3 successes, each method
+    assert text.count(f"0.67 (2/3) [{lo:.2f}, {hi:.2f}]") == 2

@@ -9,7 +9,8 @@ default ``"sweep"``, or ``"phase_transition"`` for a 2-D sweep), never by its na
   the success probability P(exact recovery) with its Wilson 95 % interval;
 * ``methods``: the same, plus a methods x settings summary and conclusions read from the numbers;
 * ``activations``: the same, plus the initialization error before and after training per activation;
-* ``phase_transition``: a success-probability heat map and table.
+* ``phase_transition``: a success-probability heat map, the 50 % contours of every method (two or more
+  methods) and a table with Wilson intervals.
 """
 
 from __future__ import annotations
@@ -222,13 +223,44 @@ def _phase_transition_section(config, records, fig_dir, verdicts=None):
     blocks.append(Image(png, heading_text(config),
                         f"Fraction of trials with recovery error < {threshold:g} (failed runs count as "
                         "failures); white line: 50% contour."))
+    blocks += _contour_figures(config, records, table, fig_dir, stem, threshold)
     x, y = config_field(config, "x"), config_field(config, "y")
     for (protocol, method), (P, N) in table.items():
         blocks.append(Paragraph(f"`success` = P(recovery error < {threshold:g}), {method}, {protocol} protocol "
-                                "(successes / runs)"))
-        rows = [[f"{yv:g}"] + [("—" if N[i, j] == 0 else f"{P[i, j]:.2f} ({int(round(P[i, j] * N[i, j]))}/{N[i, j]})")
+                                "(successes / runs) [95% Wilson interval]"))
+        rows = [[f"{yv:g}"] + [("—" if N[i, j] == 0 else _success_cell(P[i, j], N[i, j]))
                                for j in range(len(xs))] for i, yv in enumerate(ys)]
         blocks.append(Table([f"{y} \\ {x}"] + [f"{v:g}" for v in xs], rows[::-1]))
+    return blocks
+
+
+def _success_cell(p, n) -> str:
+    """``"p (k/n) [lo, hi]"``: a success fraction, its counts and its 95 % Wilson interval."""
+    k = int(round(p * n))
+    lo, hi = wilson_interval(k, int(n))
+    return f"{p:.2f} ({k}/{int(n)}) [{lo:.2f}, {hi:.2f}]"
+
+
+def _contour_figures(config, records, table, fig_dir, stem, threshold) -> list:
+    """One figure per protocol with two or more methods: every method's 50 % success contour."""
+    import matplotlib.pyplot as plt
+
+    from sparsenet.experiments.plot_contours import plot_success_contours
+    from sparsenet.experiments.plots import save_figure
+
+    protocols = list(dict.fromkeys(p for p, _ in table))
+    blocks = []
+    for protocol in protocols:
+        if sum(p == protocol for p, _ in table) < 2:
+            continue
+        fig = plot_success_contours(config, records, protocol=protocol)
+        suffix = f"_{protocol}" if len(protocols) > 1 else ""
+        png, _ = save_figure(fig, fig_dir, f"{stem}_contours{suffix}")
+        plt.close(fig)
+        blocks.append(Image(png, f"{heading_text(config)}: 50% success contours ({protocol} protocol)",
+                            f"Each method's 50% contour of P(recovery error < {threshold:g}) (solid) and the "
+                            "50% contours of its 95% Wilson bounds (dashed): outside the dashed band the "
+                            "fraction differs significantly from 50% point by point."))
     return blocks
 
 
