@@ -28,6 +28,17 @@ def _jobs_default():
     return os.cpu_count() or 1
 
 
+def _wait_seconds(text):
+    """argparse type of --wait: seconds >= 0, or inf."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0 or inf. Got {text!r} instead.")
+    return value
+
+
 def _scheduler_address(text):
     """argparse type of --scheduler: local:N (N >= 1) or [SCHEME://]HOST[:PORT] with a numeric port."""
     import re
@@ -65,6 +76,10 @@ def _add_run_options(p, *, default_scale):
     p.add_argument("--retry-failed", action="store_true",
                    help="recompute runs stored as failed (default: off)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+    p.add_argument("--wait", type=_wait_seconds, default=float("inf"), metavar="SECONDS",
+                   help="after its own runs, wait up to SECONDS for runs that another process on the same "
+                        "--out is computing (taking over those of a process that dies), so that the store and "
+                        "report are complete; 0 leaves them to that process (default: inf, wait until done)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", type=_scheduler_address,
                    help="run on Dask instead of the local pool: a scheduler address (tcp://HOST:8786) or "
                         "local:N (a LocalCluster of N worker processes); needs pip install \"sparsenet[dask]\" "
@@ -164,11 +179,13 @@ def _sweep(configs, args):
         from sparsenet.experiments.dask_backend import run_on_dask
 
         result = run_on_dask(configs, args.out, args.scheduler, force=args.force,
-                             retry_failed=args.retry_failed, progress=not args.no_progress)
+                             retry_failed=args.retry_failed, progress=not args.no_progress,
+                             wait_others=args.wait)
     else:
         with open_store(args.out) as store:
             result = run_experiments(configs, store, jobs=args.jobs, force=args.force,
-                                     retry_failed=args.retry_failed, progress=not args.no_progress)
+                                     retry_failed=args.retry_failed, progress=not args.no_progress,
+                                     wait_others=args.wait)
     print(f"{result.done} runs computed, {result.skipped} already stored, {result.total} in all "
           f"({result.wall_time:.1f} s); store: {Path(args.out) / 'runs.sqlite'}")
     if result.failed:  # grouped by protocol and cause, then experiment and method (issue 11)

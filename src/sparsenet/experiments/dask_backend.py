@@ -295,7 +295,7 @@ def run_on_dask(configs, out, scheduler, **kwargs):
     scheduler : str
         ``tcp://HOST:PORT`` (a running scheduler) or ``local:N`` (a LocalCluster of N processes).
     **kwargs
-        ``force``, ``retry_failed``, ``progress`` of :func:`~sparsenet.experiments.runner.run_experiments`.
+        ``force``, ``retry_failed``, ``progress``, ``wait_others`` of :func:`~sparsenet.experiments.runner.run_experiments`.
 
     Raises
     ------

@@ -20,8 +20,10 @@ transaction per finished task, so a kill -9 at any moment loses at most the task
 
 from __future__ import annotations
 
+import math
 import os
 import signal
+import sys
 import time
 import traceback
 import warnings
@@ -433,8 +435,13 @@ def plan_tasks(runs, jobs, *, max_models=None, max_cost=None):
 
 
 def run_experiments(configs, store, *, jobs=None, force=False, retry_failed=False, progress=True,
-                    max_models=None, max_cost=None, backend=None):
+                    max_models=None, max_cost=None, backend=None, wait_others=math.inf, poll=2.0):
     """Run every run of ``configs`` that is not in ``store``; store each task's records as it finishes.
+
+    Runs claimed by another live process on the same store (:meth:`Store.claim`) are not computed
+    twice: after its own runs, this call waits (up to ``wait_others`` seconds) until the other
+    process has stored them, and takes over those whose claimant dies or stops sending heartbeats,
+    so that when it returns every run is stored (unless the wait ran out or it was interrupted).
 
     Parameters
     ----------
@@ -456,53 +463,100 @@ def run_experiments(configs, store, *, jobs=None, force=False, retry_failed=Fals
         transaction of the store holds a few seconds of work at most and the pool ends evenly.
     backend : callable or None, default=None
         ``backend(tasks) -> iterable of (task, records)``; None: :func:`local_pool` (or :func:`serial`).
+    wait_others : float, default=inf
+        Seconds to wait, after this call's own runs, for runs that other live processes are
+        computing; 0 leaves them to those processes at once (listed in ``SweepResult.busy``).
+        A message on stderr says what is waited for.
+    poll : float, default=2.0
+        Seconds between two looks at the store while waiting.
 
     Returns
     -------
     result : SweepResult
         ``interrupted=True`` when stopped by Ctrl-C; everything finished before is stored.
+        ``busy`` lists the runs still computed by other processes when the wait ran out.
     """
+    if not wait_others >= 0:
+        raise ValueError(f"The 'wait_others' parameter of run_experiments must be a float in the range "
+                         f"[0, inf]. Got {wait_others!r} instead.")
     start = time.perf_counter()
     runs = {}
     for config in configs:
         store.put_experiment(config)
         for run in expand(config):
             runs.setdefault(run.key, run)
+    unless = () if force else ("ok",) if retry_failed else ("ok", "failed")
     if force:
         todo = list(runs.values())
     else:
         stored = store.keys() if not retry_failed else store.keys(status="ok")
         todo = [r for k, r in runs.items() if k not in stored]
-    skipped = len(runs) - len(todo)
-    # Claim the runs before computing them: runs that another live process on this store is computing
-    # are left to it (not computed twice); the claims of a killed process are taken over (store.claim).
-    claimed = store.claim([r.key for r in todo], unless_stored=() if force else ("ok",) if retry_failed
-                          else ("ok", "failed"))
-    others = {}
-    for claim in store.claims() if len(claimed) < len(todo) else ():
-        others[claim["run_key"]] = (claim["host"], claim["pid"])
-    busy = defaultdict(int)
-    for r in todo:
-        if r.key not in claimed and r.key in others:
-            busy[others[r.key]] += 1
-    skipped += sum(1 for r in todo if r.key not in claimed and r.key not in others)  # stored meanwhile
-    todo = [r for r in todo if r.key in claimed]
     jobs = jobs or os.cpu_count() or 1
-    tasks = plan_tasks(todo, jobs, max_models=max_models, max_cost=max_cost)
-    if backend is None:
-        backend = serial if jobs == 1 or len(tasks) <= 1 else (lambda ts: local_pool(ts, jobs))
-
-    result = SweepResult(total=len(runs), skipped=skipped, done=0, failed=[],
-                         busy=[(host, pid, n) for (host, pid), n in sorted(busy.items())])
+    result = SweepResult(total=len(runs), skipped=len(runs) - len(todo), done=0, failed=[])
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), unit="run", desc="runs", dynamic_ncols=True)
+    pending, waiting_since, said = todo, None, None
+    try:
+        while pending:
+            # Claim the runs before computing them: runs that another live process on this store is
+            # computing are left to it (not computed twice); the claims of a killed process are taken
+            # over (store.claim drops them).
+            claimed = store.claim([r.key for r in pending], unless_stored=unless)
+            mine = [r for r in pending if r.key in claimed]
+            if mine:
+                _compute(mine, store, jobs, result, bar, replace=force or retry_failed, backend=backend,
+                         max_models=max_models, max_cost=max_cost)
+                if result.interrupted:
+                    break
+            rest = [r for r in pending if r.key not in claimed]
+            if not rest:
+                break
+            others = {c["run_key"]: (c["host"], c["pid"]) for c in store.claims()}
+            finished = store.keys() if not unless else set().union(*(store.keys(status=s) for s in unless))
+            gone = [r for r in rest if r.key not in others and r.key in finished]  # stored by the other
+            result.skipped += len(gone)
+            if bar is not None and gone:
+                bar.update(len(gone))
+            pending = [r for r in rest if not (r.key not in others and r.key in finished)]
+            busy = defaultdict(int)
+            for r in pending:
+                if r.key in others:
+                    busy[others[r.key]] += 1
+            if len(busy) == 0 or sum(busy.values()) < len(pending):
+                continue  # claims dropped (claimant dead or stale): take them over now
+            waiting_since = time.monotonic() if waiting_since is None else waiting_since
+            if time.monotonic() - waiting_since >= wait_others:
+                result.busy = [(host, pid, n) for (host, pid), n in sorted(busy.items())]
+                break
+            if said != (len(pending), sorted(busy)):
+                said = (len(pending), sorted(busy))
+                owners = ", ".join(f"{n} by pid {pid} on {host}" for (host, pid), n in sorted(busy.items()))
+                print(f"waiting for {len(pending)} runs that another process on this store is computing "
+                      f"({owners}); runs of a process that dies are taken over (--wait limits this).",
+                      file=sys.stderr, flush=True)
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+        store.release()  # runs not stored (interrupted) are free for another process at once
+    result.wall_time = time.perf_counter() - start
+    return result
+
+
+def _compute(todo, store, jobs, result, bar, *, replace, backend, max_models, max_cost):
+    """Compute the claimed runs ``todo`` and store each task's records; update ``result`` and ``bar``."""
+    tasks = plan_tasks(todo, jobs, max_models=max_models, max_cost=max_cost)
+    if backend is None:
+        backend = serial if jobs == 1 or len(tasks) <= 1 else (lambda ts: local_pool(ts, jobs))
     stream = backend(tasks)
     try:
         for task, records in stream:
-            store.put(records, replace=force or retry_failed)
+            store.put(records, replace=replace)
             result.done += len(records)
             result.tasks += 1
             labels = {r.key: r.label for r in task.runs}
@@ -521,8 +575,3 @@ def run_experiments(configs, store, *, jobs=None, force=False, retry_failed=Fals
                 close()
             except KeyboardInterrupt:  # a second Ctrl-C while shutting the pool down
                 result.interrupted = True
-        if bar is not None:
-            bar.close()
-        store.release()  # runs not stored (interrupted) are free for another process at once
-    result.wall_time = time.perf_counter() - start
-    return result
