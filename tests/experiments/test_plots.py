@@ -52,6 +52,17 @@ def test_save_figure_writes_png_and_svg_with_figure_number(tmp_path):
     assert b"<svg" in svg.read_bytes()[:2000]
 
 
+def test_saved_figures_are_byte_identical_when_redrawn(tmp_path):
+    cfg = config(metrics=("recovery_error", "pct_true_negative"), figure=8)
+    out = []
+    for sub in ("a", "b"):
+        fig = plot_experiment(cfg, records())
+        out.append([p.read_bytes() for p in save_figure(fig, tmp_path / sub, figure_stem(cfg))])
+        plt.close(fig)
+    assert out[0][0] == out[1][0]  # PNG
+    assert out[0][1] == out[1][1]  # SVG: no timestamp
+
+
 def test_one_panel_per_metric_and_protocol_with_titles():
     cfg = config(metrics=("recovery_error", "pct_true_negative"), figure=8)
     fig = plot_experiment(cfg, records())

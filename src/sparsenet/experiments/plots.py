@@ -316,7 +316,11 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     ax.set_xlabel(X_LABELS.get(x, x))
     ax.set_ylabel("\n".join(textwrap.wrap(ylabel, 48)) if "$" not in ylabel else ylabel, fontsize=9)
     proto = PROTOCOL_TITLES.get(protocol, f"{protocol} protocol")
-    ax.set_title(f"{title} — " + "\n".join(textwrap.wrap(proto, 44)), fontsize=10)
+    # A title placed at y = 1 skips matplotlib's automatic placement, which measures the y axis once
+    # more per draw (~12 % of a figure's drawing; same pixels). Only a linear axis of a non-rate metric
+    # can carry an offset text (e.g. "1e-5") that the automatic placement would lift the title above.
+    fixed_title = {"y": 1.0} if log or metric in _RATE_METRICS else {}
+    ax.set_title(f"{title} — " + "\n".join(textwrap.wrap(proto, 44)), fontsize=10, **fixed_title)
     ax.grid(True, alpha=0.3)
     if not finite_all:
         ax.text(0.5, 0.5, "no successful run", transform=ax.transAxes, ha="center", va="center",
@@ -364,7 +368,7 @@ def _draw_success(ax, config, records, protocol, methods, colors):
     ax.set_ylabel(f"P(error ≤ {res:g} and exact support)", fontsize=9)
     proto = PROTOCOL_TITLES.get(protocol, f"{protocol} protocol")
     ax.set_title("Success probability (Wilson 95 % CI) — " + "\n".join(textwrap.wrap(proto, 44)),
-                 fontsize=10)
+                 fontsize=10, y=1.0)  # fixed y range, no offset text: skip the automatic placement
     ax.grid(True, alpha=0.3)
 
 
@@ -527,7 +531,7 @@ def plot_phase_transition(config, records) -> matplotlib.figure.Figure:
             ax.set_xlabel(X_LABELS.get(x, x))
             ax.set_ylabel(X_LABELS.get(y, y), fontsize=9)
             head = "\n".join(textwrap.wrap(str(method), 48))
-            ax.set_title(f"{head}\n{protocol} protocol", fontsize=9)
+            ax.set_title(f"{head}\n{protocol} protocol", fontsize=9, y=1.0)  # no offset text on a heat map
     fig.colorbar(image, ax=axes, label=f"P(recovery error < {threshold:g})", shrink=0.9)
     title = config_field(config, "title") or config_field(config, "name", "")
     trials = config_field(config, "trials")
@@ -550,7 +554,7 @@ def save_figure(fig, out_dir, stem: str) -> tuple[Path, Path]:
     if engine is not None:
         fig.set_layout_engine("none")
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": stem}):
-        fig.savefig(tmp_svg, format="svg")
+        fig.savefig(tmp_svg, format="svg", metadata={"Date": None})  # no timestamp: same figure, same bytes
     os.replace(tmp_png, png)
     os.replace(tmp_svg, svg)
     return png, svg
