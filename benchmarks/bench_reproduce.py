@@ -8,6 +8,7 @@ runs after the install).  Skipped with a message when the CLI (``sparsenet.cli``
 import importlib.util
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,18 +41,20 @@ def run(scales=("paper", "quick"), timeout=900):
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "sparsenet.cli", "reproduce", "--scale", scale, "--no-progress",
                    "--out", os.path.join(tmp, "out")]
-            t0 = time.perf_counter()
+            t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             try:
                 proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout)
             except subprocess.TimeoutExpired:
                 rows.append(case(name, float("inf"), TARGET[scale], "<=", {"error": f"timed out after {timeout} s"}))
                 continue
             wall = time.perf_counter() - t0
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU of the command and its workers
+            cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         if proc.returncode != 0:
             msg = f"reproduce failed (exit {proc.returncode}): {proc.stderr.strip()[-400:]}"
             rows.append(case(name, None, TARGET[scale], "<=", skipped=msg))
             continue
-        detail = {"command": " ".join(cmd[2:]), **_breakdown(proc.stdout)}
+        detail = {"command": " ".join(cmd[2:]), "cpu_s": round(cpu, 1), **_breakdown(proc.stdout)}
         try:
             detail["load_average"] = os.getloadavg()
         except OSError:
