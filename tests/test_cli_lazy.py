@@ -41,3 +41,15 @@ def test_resumed_reproduce_says_nothing_was_computed(capsys):
     out = capsys.readouterr().out
     assert "nothing to compute: all 10 runs already stored" in out
     assert "slowest" not in out
+
+
+def test_list_imports_no_numpy():
+    """`sparsenet list` validates and counts every shipped config without numpy (it answers at once)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from sparsenet.cli import main; main(['list']); "
+            "print(sorted(m for m in ('numpy', 'scipy', 'sklearn', 'matplotlib', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "phase_transition" in out  # the table was printed
+    assert out.strip().splitlines()[-1] == "[]"

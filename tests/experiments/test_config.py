@@ -190,3 +190,36 @@ def test_reproduce_leaves_out_cluster_sized_experiments():
     assert {f"fig{i:02d}" for i in range(3, 16)} <= default
     for path in shipped_configs():
         assert load_config(path).reproduce == (path.stem in default)
+
+
+def _registry_params():
+    from sparsenet.experiments.config import SETTING_SPEC
+    from sparsenet.experiments.methods import METHODS
+
+    params = [("setting", key, p) for key, p in SETTING_SPEC.items()]
+    params += [(name, key, p) for name, m in METHODS.items() for key, p in m.fields.items()]
+    return [(where, key, p) for where, key, p in params if p.registry]
+
+
+def test_builtin_choices_are_the_registries_keys():
+    """Choices checked without importing a registry list exactly its built-in entries."""
+    import importlib
+
+    found = _registry_params()
+    assert {key for _, key, _ in found} >= {"activation", "solver", "sparsifier"}
+    for where, key, p in found:
+        module, attr = p.registry.split(":")
+        keys = set(getattr(importlib.import_module(module), attr))
+        assert set(p.choices) - {"auto"} == keys, (where, key)
+
+
+def test_a_registered_name_is_accepted_and_listed(monkeypatch):
+    from sparsenet.experiments.params import ConfigError
+    from sparsenet.sparsify import SPARSIFIERS
+
+    where, key, p = next(item for item in _registry_params() if item[2].registry.endswith(":SPARSIFIERS"))
+    with pytest.raises(ConfigError, match="'my_sparsifier'"):
+        p.check("my_sparsifier", key, where, "x.toml")
+    monkeypatch.setitem(SPARSIFIERS, "my_sparsifier", object)
+    assert p.check("my_sparsifier", key, where, "x.toml") == "my_sparsifier"
+    assert "'my_sparsifier'" in p.describe()

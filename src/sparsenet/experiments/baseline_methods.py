@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from sparsenet.experiments.params import Param
 from sparsenet.experiments.methods import (
     _INIT_FIELD, _TARGET_FIELD, METHODS, Method, ModelSpec, _apply_target, _sparsifier,
@@ -83,6 +81,8 @@ def _n_keep(params, problem):
 
 
 def _common(params, ctx):
+    import numpy as np
+
     p = ctx.problem
     return dict(
         epochs=params["method_epochs"],
@@ -160,6 +160,8 @@ def oracle_support(W0, v0, problem):
     Hidden units are only defined up to permutation, so the true column i is given to the init's unit
     matched with it (:func:`sparsenet.metrics.align`, Hungarian matching).
     """
+    import numpy as np
+
     from sparsenet.metrics import align
 
     perm = align(W0, v0, problem.W, problem.v, activation=problem.activation).perm

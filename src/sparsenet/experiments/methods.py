@@ -31,8 +31,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
 from sparsenet.experiments.params import Param
 
 __all__ = ["Method", "ModelSpec", "ProblemContext", "METHODS", "INITIALIZERS", "evaluate_run"]
@@ -82,6 +80,8 @@ class ProblemContext:
     def init(self, kind):
         """(W0, v0) of initializer ``kind``, computed once; a failure is re-raised for every run using it."""
         if kind not in self._inits:
+            import numpy as np
+
             rng = np.random.default_rng([self.seed, 1 + sorted(INITIALIZERS).index(kind)])
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -105,6 +105,8 @@ class ProblemContext:
 
 
 def _tensor(problem, protocol, rng):
+    import numpy as np
+
     from sparsenet.metrics import align
     from sparsenet.tensor_init import tensor_init
 
@@ -123,6 +125,8 @@ def _tensor(problem, protocol, rng):
 
 
 def _random(problem, protocol, rng):
+    import numpy as np
+
     from sparsenet.initializers import random_init
 
     d, k = problem.W.shape
@@ -220,6 +224,8 @@ def evaluate_run(W, v, W0, v0, problem, protocol):
 
 
 def _plain(value):
+    import numpy as np
+
     value = np.asarray(value).item() if np.ndim(value) == 0 else np.asarray(value).tolist()
     return value
 

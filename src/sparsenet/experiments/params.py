@@ -23,7 +23,13 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """Allowed values of one key: a type with a range, or a set of choices."""
+    """Allowed values of one key: a type with a range, or a set of choices.
+
+    A choice among the entries of a registry that may grow at run time (solvers, sparsifiers,
+    activations) lists the built-in names in ``choices`` and the registry as ``"module:NAME"`` in
+    ``registry``: built-in names are checked without importing the registry's module (and numpy),
+    any other value against the registry's keys.
+    """
 
     kind: str  # "int" | "float" | "str" | "bool" | "choice" | "int_or_full"
     low: float | None = None
@@ -31,10 +37,20 @@ class Param:
     closed: str = "both"
     choices: tuple = ()
     default: object = None
+    registry: str = ""
+
+    def _registered(self):
+        if not self.registry:
+            return ()
+        import importlib
+
+        module, name = self.registry.split(":")
+        return tuple(getattr(importlib.import_module(module), name))
 
     def describe(self):
         if self.kind == "choice":
-            return "one of " + ", ".join(repr(c) for c in self.choices)
+            names = dict.fromkeys(self.choices + tuple(sorted(self._registered())))
+            return "one of " + ", ".join(repr(c) for c in names)
         if self.kind == "bool":
             return "a bool (true or false)"
         if self.kind == "str":
@@ -58,7 +74,7 @@ class Param:
             )
 
         if self.kind == "choice":
-            if value not in self.choices:
+            if value not in self.choices and (not isinstance(value, str) or value not in self._registered()):
                 fail()
             return value
         if self.kind == "bool":

@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
-from sparsenet.experiments.config import Param
 from sparsenet.experiments.methods import _TARGET_FIELD, METHODS, Method, ModelSpec, _apply_target, _sparsifier
-from sparsenet.solvers import SOLVERS
-from sparsenet.sparsify import SPARSIFIERS
+from sparsenet.experiments.params import Param
 
 __all__ = ["SOLVER_METHODS"]
 
 _FIELDS = {
-    "solver": Param("choice", choices=("auto", *sorted(SOLVERS)), default="auto"),
+    # Built-in names, checked without importing numpy (``sparsenet list``); names added to the
+    # registries at run time are accepted too (``registry``).
+    "solver": Param("choice", choices=("auto", "grasp", "htp", "niht", "sgd_iht"), default="auto",
+                    registry="sparsenet.solvers:SOLVERS"),
     "signs": Param("choice", choices=("auto", "exhaustive", "greedy", "init"), default="auto"),
-    "sparsifier": Param("choice", choices=tuple(sorted(SPARSIFIERS)), default="threshold"),
+    "sparsifier": Param("choice", choices=("dense", "threshold", "top_fraction"), default="threshold",
+                        registry="sparsenet.sparsify:SPARSIFIERS"),
     "max_starts": Param("int", 1, 100, default=3),
     **_TARGET_FIELD,  # target = "p_gt": TopFraction keeps the planted sparsity LEVEL (never its support)
 }
@@ -55,6 +55,8 @@ def _resolve(setting, fields):
 
 
 def _build(params, ctx):
+    import numpy as np
+
     from sparsenet.recovery import recover
     from sparsenet.solvers import SGDIHT
 
