@@ -449,7 +449,7 @@ def _from_grouped(ag, out, perm):
 
 
 def _grouped_minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, maskg, perm, U, G, spaces,
-                             train_any_v):
+                             train_any_v, *, prox=None, step=None):
     """One epoch of minibatch SGD for U groups × G models, the models of a group sharing one order.
 
     ``order`` (U, n) holds each group's rows; ``perm`` (U·G,) the models, group-major.  Per step:
@@ -457,6 +457,8 @@ def _grouped_minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, maskg, p
     Xb (U, m, d) @ W (U, d, k·G), the fused activation, the predictions, and one backward product
     Xbᵀ (U, d, m) @ G (U, m, k·G) -- instead of a gather and three tiny products per model.  The
     weights stay in the grouped layout for the whole epoch (converted once on entry and on exit).
+    ``prox`` may only be an L1 prox (``prox.l1_alpha``, see :func:`_plan`): after every step (and the
+    mask) each model's weights are soft-thresholded at α·``step`` of that model.
     """
     n = order.shape[1]
     joint = not isinstance(Xy, tuple)
@@ -465,13 +467,17 @@ def _grouped_minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, maskg, p
     Wg = _to_grouped(W, perm, U, G)  # (U, d, k, G)
     Wf = Wg.reshape(U, d, k * G)
     vg = _to_grouped(v, perm, U, G)  # (U, k, G)
+    thr = None  # L1 soft-threshold level α·η of each model, (U, G)
+    if prox is not None:
+        thr = (np.asarray(prox.l1_alpha, dtype=W.dtype).reshape(-1) * step.reshape(-1))[perm].reshape(U, G)
     kern = _kernel_args(fused, None)
     if kern is not None:  # the compiled epoch, same layout
         _compiled_epoch(kern, Xy, order, Wf, vg, c[perm, 0, 0].reshape(U, G), vc[perm, 0].reshape(U, G),
-                        batch_size, None if maskg is None else maskg.reshape(U, d, k * G), None, train_any_v)
+                        batch_size, None if maskg is None else maskg.reshape(U, d, k * G), thr, train_any_v)
         _from_grouped(Wg, W, perm)
         _from_grouped(vg, v, perm)
         return
+    thr4 = None if thr is None else thr.reshape(U, 1, 1, G)
     vg4 = vg[:, None]
     cg = c[perm, 0, 0].reshape(U, 1, 1, G)
     vcg = vc[perm, 0].reshape(U, 1, G)
@@ -512,6 +518,8 @@ def _grouped_minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, maskg, p
             csv = (cm * s) * vg4
         if maskg is not None:
             multiply(Wg, maskg, out=Wg)
+        if thr4 is not None:  # soft threshold, as baselines.soft_threshold: sign(W)·max(|W| − α·η, 0)
+            Wg[...] = np.sign(Wg) * np.maximum(np.abs(Wg) - thr4, 0.0)
     _from_grouped(Wg, W, perm)
     _from_grouped(vg, v, perm)
 
@@ -717,8 +725,9 @@ def _plan(inp):
         Xy = (inp.X.reshape(P * n, d), inp.y.reshape(P * n))
     n_groups = len(inp.firsts)
     sizes = np.bincount(inp.group_of, minlength=n_groups)
-    if not (inp.has_groups and inp.prox is None and sizes.max(initial=0) > 1):
-        return _Plan(path="minibatch", Xy=Xy)
+    l1_prox = inp.prox is not None and getattr(inp.prox, "l1_alpha", None) is not None
+    if not (inp.has_groups and (inp.prox is None or l1_prox) and sizes.max(initial=0) > 1):
+        return _Plan(path="minibatch", Xy=Xy)  # a general prox runs per model
     # Grouped path: the models of each group size G form U groups × G models, group-major.
     members = [np.flatnonzero(inp.group_of == g) for g in range(n_groups)]
     buckets = []
@@ -823,7 +832,8 @@ def _run(inp, plan):
                             gorder += plan.offsets  # rows of the stacked (P·n, d+1) array
                         for gids, perm, U, G, maskg in plan.buckets:
                             _grouped_minibatch_epoch(plan.Xy, gorder[gids], inp.W, inp.v, c, vc, fused,
-                                                     inp.batch_size, maskg, perm, U, G, spaces, train_any_v)
+                                                     inp.batch_size, maskg, perm, U, G, spaces, train_any_v,
+                                                     prox=inp.prox, step=step)
                     else:
                         if not inp.has_groups:
                             for b, rng in enumerate(inp.rngs):  # each model's own shuffling stream
@@ -884,7 +894,9 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
         Fixed support: weights outside the mask are held at zero (fine-tuning on a support).
     prox : callable or None, default=None
         ``prox(W, step) -> W`` applied after every gradient step, with ``step`` of shape
-        (n_models, 1, 1) (e.g. soft thresholding for an L1 penalty).
+        (n_models, 1, 1) (e.g. soft thresholding for an L1 penalty).  With ``order_groups`` only an
+        L1 prox that gives its penalties as ``prox.l1_alpha`` (n_models,) keeps the grouped path
+        (e.g. :func:`sparsenet.baselines.l1_prox`); any other prox trains each model on its own.
     dtype : numpy dtype, default=np.float64
         Computation precision (float32 halves memory and time on large problems).
     random_states : sequence of n_models seeds or Generators, or None, default=None
