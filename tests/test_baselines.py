@@ -66,6 +66,43 @@ def test_prox_step_in_training_equals_soft_threshold(tiny_problem, init):
     np.testing.assert_allclose(res.W, expected, rtol=1e-10, atol=1e-12)
 
 
+
+@pytest.mark.parametrize("kernels", ["numpy", "compiled"])
+def test_l1_prox_on_the_grouped_path_equals_each_model_alone(tiny_problem, init, kernels, monkeypatch):
+    """Candidates sharing an order group take the grouped path (numpy or compiled) and each equals training
+    it alone on the per-model numpy path with a plain soft-threshold closure (no ``l1_alpha``) and that seed."""
+    import sparsenet.train as train
+    from sparsenet.baselines import _l1_prox_op
+
+    p = tiny_problem
+    W0, v0 = init
+    alphas = np.array([0.0, 0.5, 3.0, 10.0, 1.0])
+    B = len(alphas)
+    kw = dict(sparsifiers=None, epochs=3, batch_size=30, learning_rate=np.linspace(1e-3, 3e-3, B), train_v=True,
+              X_test=p.X_test, y_test=p.y_test)
+    monkeypatch.setattr(train, "_KERNELS", kernels)
+    calls = []
+    grouped = train._grouped_minibatch_epoch
+    monkeypatch.setattr(train, "_grouped_minibatch_epoch", lambda *a, **k: calls.append(1) or grouped(*a, **k))
+    res = train.train_iht_batched(p.X, p.y, np.repeat(W0[None], B, 0), np.repeat(v0[None], B, 0),
+                                  prox=_l1_prox_op(alphas), random_states=[7, 7, 7, 8, 8],
+                                  order_groups=[0, 0, 0, 1, 1], **kw)
+    assert len(calls) == 3 * 2  # per epoch one grouped call per group size (3 and 2)
+    assert np.count_nonzero(res.W[3] == 0) > 0  # the threshold zeroed weights
+    monkeypatch.setattr(train, "_KERNELS", "numpy")
+    monkeypatch.setattr(train, "_grouped_minibatch_epoch", grouped)
+    for b, seed in enumerate([7, 7, 7, 8, 8]):
+        lr = kw["learning_rate"][b]
+
+        def prox(W, step, a=alphas[b]):
+            return np.sign(W) * np.maximum(np.abs(W) - a * step, 0.0)
+
+        one = train.train_iht(p.X, p.y, W0, v0, sparsifier=None, epochs=3, batch_size=30, learning_rate=lr,
+                              train_v=True, pretrain_epochs=0, sparsify_last=False, prox=prox, random_state=seed)
+        np.testing.assert_allclose(res.W[b], one.W, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(res.v[b], one.v, rtol=1e-10, atol=1e-13)
+
+
 @pytest.mark.parametrize("n_keep", [1, 7, 18])
 def test_prune_finetune_keeps_exactly_n(tiny_problem, init, n_keep):
     p = tiny_problem

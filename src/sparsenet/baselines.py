@@ -196,11 +196,11 @@ class _Trainer:
     """Runs the stages of a baseline with the common options, concatenating histories."""
 
     def __init__(self, X, y, *, batch_size, learning_rate, train_v, activation, X_test, y_test, dtype,
-                 rngs, on_divergence, chunk_size):
+                 rngs, on_divergence, chunk_size, order_groups=None):
         self.X, self.y = X, y
         self.kw = dict(batch_size=batch_size, learning_rate=learning_rate, train_v=train_v,
                        activation=activation, X_test=X_test, y_test=y_test, dtype=dtype,
-                       on_divergence=on_divergence, chunk_size=chunk_size)
+                       on_divergence=on_divergence, chunk_size=chunk_size, order_groups=order_groups)
         self.rngs = rngs
         self.history = None
         self.diverged = None
@@ -453,7 +453,10 @@ def l1_prox(X, y, W0, v0, *, n_nonzero=None, alpha=None, epochs=25, alpha_range=
     def train(model_idx, alphas):
         lr = np.asarray(learning_rate, dtype=float)
         kw = dict(common, learning_rate=lr if lr.ndim == 0 else lr[model_idx])
-        tr = _Trainer(X, y, rngs=[np.random.default_rng(seeds[b]) for b in model_idx], **kw)
+        # The candidates of one model share its order (one order group): one gather and one pair of
+        # products per step for all of them (sparsenet.train's grouped path).
+        tr = _Trainer(X, y, rngs=[np.random.default_rng(seeds[b]) for b in model_idx], order_groups=model_idx,
+                      **kw)
         Wt, vt = tr.run(W[model_idx], v[model_idx], epochs, prox=_l1_prox_op(alphas))
         return tr, Wt, vt
 
