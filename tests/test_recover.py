@@ -85,3 +85,24 @@ def test_recover_bad_input(kwargs, match):
 def test_search_signs_bad_strategy(population):
     with pytest.raises(ValueError, match="'strategy' parameter of search_signs"):
         search_signs(population.X[:50], population.y[:50], population.W, population.v, strategy="all")
+
+
+@pytest.mark.parametrize("strategy", ["exhaustive", "greedy"])
+@pytest.mark.parametrize("seed, n, d, k", [(0, 500, 10, 3), (1, 600, 12, 4), (2, 3000, 20, 5)])
+def test_sign_search_scores_as_one_fit_per_pattern(strategy, seed, n, d, k):
+    """The batched sign search gives each pattern the loss of its own dense fit (up to rounding), so it
+    picks the pattern that fitting the patterns one at a time picks."""
+    from sparsenet.recovery import _dense_fit
+    from sparsenet.solvers import NetLeastSquares
+
+    p = make_planted(n, d, k, thresh_gt=0.15, random_state=seed)
+    W0, v0 = tensor_init(p.X, p.y, k, random_state=seed)
+    v, W, losses = search_signs(p.X, p.y, W0, v0, strategy=strategy, random_state=seed)
+    rows = np.sort(np.random.default_rng(seed).choice(n, 1000, replace=False)) if n > 1000 else slice(None)
+    df = NetLeastSquares(p.X[rows], p.y[rows], k, "relu2")
+    ref = {pat: _dense_fit(df, W0, np.array(pat), 5) for pat in losses}
+    scale = np.mean(p.y[rows] ** 2)
+    for pat, f in losses.items():
+        assert abs(f - ref[pat][1]) <= 1e-7 * scale + 1e-7 * ref[pat][1]
+    assert tuple(v) == min(ref, key=lambda pat: ref[pat][1])
+    np.testing.assert_allclose(W, ref[tuple(v)][0], atol=1e-6 * np.abs(W).max())

@@ -147,3 +147,60 @@ def test_solver_registry_and_bad_input(rng):
         SGDIHT().solve(_datafit(rng, skip=True), None, start)
     with pytest.raises(ValueError, match="must return an array of the weights' shape"):
         HTP().solve(df, lambda W: W[:1], start)
+
+
+def _one_at_a_time(df, W0, V, max_iter, tol):
+    from sparsenet.solvers import _levenberg_marquardt
+
+    out = []
+    for v in V:
+        theta = _levenberg_marquardt(df, df.pack({"W": W0, "v": v}), df.indices("W"), max_iter, tol=tol)
+        out.append((df.unpack(theta)["W"].copy(), df.value(theta)))
+    return np.array([W for W, _ in out]), np.array([f for _, f in out])
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("n, d, k, activation", [(300, 8, 3, "relu2"), (200, 6, 4, "tanh"), (250, 7, 3, "relu")])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_batched_levenberg_marquardt_equals_one_at_a_time(seed, n, d, k, activation, scaled):
+    """The batched fit of many output vectors is the one-at-a-time fit of each, up to rounding."""
+    import itertools
+
+    from sparsenet.solvers import _levenberg_marquardt_many
+
+    p = make_planted(n, d, k, thresh_gt=0.15, activation=activation, random_state=seed)
+    rng = np.random.default_rng(seed)
+    W0 = p.W + 0.3 * rng.standard_normal(p.W.shape)  # a start near the planted W, as tensor_init's
+    V = np.array(list(itertools.product((1.0, -1.0), repeat=k)))
+    if scaled:  # not all |v| = 1: the shared first iteration does not apply
+        V = V * rng.uniform(0.5, 2.0, size=V.shape)
+    W_ref, f_ref = _one_at_a_time(p_df := NetLeastSquares(p.X, p.y, k, activation), W0, V, 5, 1e-6)
+    W, f = _levenberg_marquardt_many(p_df, W0, V, 5, tol=1e-6)
+    scale = np.mean(p.y ** 2)
+    np.testing.assert_allclose(f / scale, f_ref / scale, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(W, W_ref, rtol=0, atol=1e-7 * np.abs(W_ref).max())
+    assert np.argmin(f) == np.argmin(f_ref)
+    # Chunks (of candidates and of rows) change no result beyond rounding; reruns are bit-identical.
+    W_small, f_small = _levenberg_marquardt_many(p_df, W0, V, 5, tol=1e-6, max_bytes=2 ** 14)
+    np.testing.assert_allclose(W_small, W, rtol=0, atol=1e-9 * np.abs(W).max())
+    W_again, f_again = _levenberg_marquardt_many(p_df, W0, V, 5, tol=1e-6)
+    np.testing.assert_array_equal(W_again, W)
+    np.testing.assert_array_equal(f_again, f)
+
+
+def test_batched_levenberg_marquardt_handles_a_singular_system():
+    """A zero column of X makes JᵀJ singular without damping; the step still exists (λ > 0)."""
+    from sparsenet.solvers import _levenberg_marquardt_many
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    X[:, 2] = 0.0
+    y = rng.standard_normal(60)
+    df = NetLeastSquares(X, y, 2, "relu2")
+    W0 = rng.standard_normal((4, 2))
+    V = np.array([[1.0, -1.0], [1.0, 1.0]])
+    W, f = _levenberg_marquardt_many(df, W0, V, 4, tol=1e-6)
+    W_ref, f_ref = _one_at_a_time(df, W0, V, 4, 1e-6)
+    np.testing.assert_allclose(f, f_ref, rtol=1e-8)
+    np.testing.assert_allclose(W, W_ref, atol=1e-8)
+    np.testing.assert_array_equal(W[:, 2], W0[2].reshape(1, -1).repeat(2, 0))  # no gradient: row 2 unchanged

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_data, check_random_state, check_scalar
-from .solvers import GraSP, NetLeastSquares, _levenberg_marquardt, _one_blas_thread, get_solver
+from .solvers import (GraSP, NetLeastSquares, _levenberg_marquardt, _levenberg_marquardt_many, _one_blas_thread,
+                      get_solver)
 
 __all__ = ["RecoverResult", "recover", "search_signs"]
 
@@ -105,28 +106,31 @@ def search_signs(X, y, W0, v0, *, activation="relu2", strategy="auto", fit_iter=
             rows = np.sort(check_random_state(random_state).choice(len(y), max_samples, replace=False))
             X, y = X[rows], y[rows]
     datafit = NetLeastSquares(X, y, k, activation)
+    W0 = np.asarray(W0, dtype=float)
     scored = {}
 
-    def score(pattern):
-        if pattern not in scored:
-            scored[pattern] = _dense_fit(datafit, W0, np.array(pattern, dtype=float), fit_iter)
-        return scored[pattern][1]
+    def score(patterns):
+        """Fit every pattern not scored yet (all in one batched fit); their losses."""
+        todo = list(dict.fromkeys(p for p in patterns if p not in scored))
+        if todo:
+            W, f = _levenberg_marquardt_many(datafit, W0, np.array(todo), fit_iter, tol=1e-6)
+            scored.update({p: (W[i], float(f[i])) for i, p in enumerate(todo)})
+        return [scored[p][1] for p in patterns]
 
     with _one_blas_thread(True):
         if strategy == "exhaustive" or (strategy == "auto" and k <= max_exhaustive):
-            for pattern in itertools.product((1.0, -1.0), repeat=k):
-                score(pattern)
+            score(list(itertools.product((1.0, -1.0), repeat=k)))
         elif strategy == "joint":
             theta = datafit.pack({"W": W0, "v": np.where(np.asarray(v0) < 0, -1.0, 1.0)})
             free = np.concatenate([datafit.indices("W"), datafit.indices("v")])
             theta = _levenberg_marquardt(datafit, theta, free, 4 * fit_iter, tol=1e-6)
-            score(tuple(np.where(datafit.unpack(theta)["v"] < 0, -1.0, 1.0)))
+            score([tuple(np.where(datafit.unpack(theta)["v"] < 0, -1.0, 1.0))])
         else:
             best = tuple(np.where(np.asarray(v0) < 0, -1.0, 1.0))
-            f_best = score(best)
+            (f_best,) = score([best])
             for _ in range(k):
                 flips = [best[:j] + (-best[j],) + best[j + 1:] for j in range(k)]
-                f_flip = [score(p) for p in flips]
+                f_flip = score(flips)
                 j = int(np.argmin(f_flip))
                 if f_flip[j] >= f_best:
                     break

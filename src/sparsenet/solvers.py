@@ -334,6 +334,174 @@ def _levenberg_marquardt(datafit, theta, free, max_iter, tol=1e-12):
     return theta
 
 
+def _levenberg_marquardt_many(datafit, W0, V, max_iter, tol=1e-12, max_bytes=2**26):
+    r""":func:`_levenberg_marquardt` on the whole W block, for many output vectors at once.
+
+    Candidate c starts at (W0, V[c]) and runs the same iteration as
+    ``_levenberg_marquardt(datafit, pack(W0, V[c]), indices("W"), max_iter, tol)`` with its own
+    damping λ_c, acceptance and stop; only the arithmetic is shared. The Gauss–Newton matrices use
+    the structure of ∂ŷ/∂W, J[:, (i, j)] = X[:, i] D[:, j] with D = φ'(XW) diag(v):
+
+    .. math:: (J^\top J)_{(i,j),(i',j')} = \sum_n (X_{ni} X_{ni'})\,(D_{nj} D_{nj'}),
+
+    one product of the n × d(d+1)/2 matrix of X's column products (shared by every candidate and
+    iteration) with the n × k(k+1)/2 column products of D of all candidates, instead of one
+    n × dk Jacobian and its Gram matrix per candidate and iteration. The results equal the
+    one-at-a-time fits up to rounding.
+
+    Parameters
+    ----------
+    datafit : NetLeastSquares
+        Plain network (blocks W and v only).
+    W0 : ndarray of shape (d, k)
+    V : ndarray of shape (n_candidates, k)
+    max_iter, tol : as :func:`_levenberg_marquardt`
+    max_bytes : int
+        Working-memory bound: candidates are fit in chunks, the products over chunks of rows.
+
+    Returns
+    -------
+    W : ndarray of shape (n_candidates, d, k)
+    loss : ndarray of shape (n_candidates,)
+        Mean squared error of each fit.
+    """
+    X, y, act = datafit.X, datafit.y, datafit.act
+    n, d = X.shape
+    V = np.atleast_2d(np.asarray(V, dtype=float))
+    k = V.shape[1]
+    iu = np.triu_indices(d)
+    ju = np.triu_indices(k)
+    rows = max(1, min(n, max_bytes // (8 * max(len(iu[0]), 1))))
+    P = [X[s:s + rows, iu[0]] * X[s:s + rows, iu[1]] for s in range(0, n, rows)]  # X column products
+    pair_d = np.empty((d, d), np.intp)
+    pair_d[iu] = pair_d[iu[::-1]] = np.arange(len(iu[0]))
+    pair_k = np.empty((k, k), np.intp)
+    pair_k[ju] = pair_k[ju[::-1]] = np.arange(len(ju[0]))
+    flat_i, flat_j = np.divmod(np.arange(d * k), k)  # θ's W block is row-major: position i·k + j
+    lin = (pair_d[flat_i[:, None], flat_i] * len(ju[0]) + pair_k[flat_j[:, None], flat_j]).ravel()
+    tiny = 1e-28 * max(y @ y, 1e-300)
+    per = 8 * ((d * k) ** 2 * 3 + n * (3 * k + len(ju[0])) + len(iu[0]) * len(ju[0]))
+    chunk = max(1, max_bytes // per)
+    W_out = np.empty((len(V), d, k))
+    f_out = np.empty(len(V))
+    for c0 in range(0, len(V), chunk):
+        v = V[c0:c0 + chunk]
+        W_out[c0:c0 + chunk], f_out[c0:c0 + chunk] = _lm_many_chunk(
+            X, y, act, W0, v, P, rows, lin, ju, tiny, max_iter, tol)
+    return W_out, f_out / n
+
+
+def _lm_many_chunk(X, y, act, W0, V, P, rows, lin, ju, tiny, max_iter, tol):
+    """One chunk of :func:`_levenberg_marquardt_many` (the loop of :func:`_levenberg_marquardt`).
+
+    Arrays over candidates keep them on the last axis (Z: n × k × c), so that one product serves all.
+    """
+    n, d = X.shape
+    m, k = V.shape
+    dk = d * k
+    diag_idx = np.arange(dk)
+    signs = np.tile(V, d)  # (m, dk): v_j at position i·k + j
+    shared = bool(np.all(np.abs(V) == 1.0))
+
+    def forward(W, v):  # W (c, d, k), v (c, k) -> Z (n, k, c), residual (c, n)
+        Z = (X @ W.transpose(1, 2, 0).reshape(d, -1)).reshape(n, k, len(v))
+        return Z, np.einsum("nkc,ck->cn", act.function(Z), v) - y
+
+    W = np.repeat(np.asarray(W0, dtype=float)[None], m, axis=0)
+    Z, r = forward(W, V)
+    f = np.einsum("cn,cn->c", r, r)
+    lam = np.full(m, 1e-3)
+    active = np.ones(m, bool)
+    for it in range(max_iter):
+        active &= f > tiny
+        idx = np.flatnonzero(active)
+        if len(idx) == 0:
+            break
+        a = len(idx)
+        if it == 0 and shared:
+            # Every candidate is at W0 with v ∈ {±1}^k: J_c = J S_c (S_c = diag(signs_c), J the Jacobian
+            # for v = 1), so (J_cᵀJ_c + λ diag) δ = −J_cᵀ r_c is S_c (JᵀJ + λ diag) S_c δ = −S_c Jᵀ r_c:
+            # one Gram matrix and, the λ's being equal, one factorization for all candidates.
+            JT = (X.T[:, None, :] * act.derivative(Z[:, :, 0]).T).reshape(dk, n)
+            H = JT @ JT.T
+            g = (JT @ r[idx].T).T  # Jᵀ r_c; the step is S_c (JᵀJ + λ diag)⁻¹ (−Jᵀ r_c)
+            diag = np.diag(H).copy()
+        else:
+            D = act.derivative(Z[:, :, idx]) * V[idx].T  # (n, k, a): ∂ŷ/∂Z
+            Q = 0.0
+            for s, Ps in zip(range(0, n, rows), P):
+                Ds = D[s:s + rows]
+                M = np.empty((len(Ds), len(ju[0]), a))  # D's column products D_j D_j' (j <= j'), as ju lists
+                q = 0
+                for j in range(k):
+                    np.multiply(Ds[:, j:j + 1], Ds[:, j:], out=M[:, q:q + k - j])
+                    q += k - j
+                Q = Q + Ps.T @ M.reshape(len(Ds), -1)
+            Q = np.ascontiguousarray(Q.reshape(-1, len(ju[0]), a).transpose(2, 0, 1)).reshape(a, -1)
+            H = np.take(Q, lin, axis=1).reshape(a, dk, dk)  # JᵀJ per candidate
+            g = (X.T @ (D * r[idx].T[:, None, :]).reshape(n, -1)).reshape(d, k, a).transpose(2, 0, 1).reshape(a, dk)
+            diag = H[:, diag_idx, diag_idx].copy()
+        diag[diag <= 0] = 1.0
+        pending = np.ones(a, bool)  # candidates still looking for a damping that lowers the loss
+        accepted = np.zeros(a, bool)
+        W_new, Z_new, r_new = W[idx], Z[:, :, idx], r[idx]
+        f_new = np.full(a, np.inf)
+        while True:
+            pending &= lam[idx] <= 1e10
+            sel = np.flatnonzero(pending)
+            if len(sel) == 0:
+                break
+            if H.ndim == 2:  # shared: λ is the same for every pending candidate
+                step, ok = _solve_spd(H + lam[idx[sel[0]]] * np.diag(diag), -g[sel].T)
+                step, ok = step.T * signs[idx[sel]], np.full(len(sel), ok)
+            else:
+                A = H[sel]
+                A[:, diag_idx, diag_idx] += lam[idx[sel], None] * diag[sel]
+                step, ok = _solve_many(A, -g[sel])
+            lam[idx[sel[~ok]]] *= 10.0  # singular: more damping, as the one-at-a-time loop
+            sel, step = sel[ok], step[ok]
+            if len(sel) == 0:
+                continue
+            Wt = W[idx[sel]] + step.reshape(-1, d, k)
+            Zt, rt = forward(Wt, V[idx[sel]])
+            ft = np.einsum("cn,cn->c", rt, rt)
+            good = ft < f[idx[sel]]
+            take = sel[good]
+            W_new[take], Z_new[:, :, take], r_new[take], f_new[take] = Wt[good], Zt[:, :, good], rt[good], ft[good]
+            accepted[take] = True
+            pending[take] = False
+            lam[idx[take]] = np.maximum(lam[idx[take]] / 10.0, 1e-12)
+            lam[idx[sel[~good]]] *= 10.0
+        # no damping lowers the loss: a (local) minimum to working precision
+        active[idx[~accepted]] = False
+        acc = idx[accepted]
+        done = f[acc] - f_new[accepted] <= tol * f[acc]
+        W[acc], Z[:, :, acc], r[acc], f[acc] = W_new[accepted], Z_new[:, :, accepted], r_new[accepted], f_new[accepted]
+        active[acc[done]] = False
+    return W, f
+
+
+def _solve_spd(A, b):
+    """Solve A x = b for a symmetric A (Cholesky; LU when A is not positive definite); (x, ok).
+
+    A C-ordered A is passed as its transpose (the same matrix, Fortran-ordered: no copy).
+    """
+    from scipy.linalg import lapack
+
+    AT = A.T
+    _, x, info = lapack.dposv(AT, b)
+    if info == 0:
+        return x, True
+    _, _, x, info = lapack.dgesv(AT, b)
+    return x, info == 0
+
+
+def _solve_many(A, b):
+    """Solve A[c] x[c] = b[c] for symmetric A[c]; ``ok[c]`` is False where A[c] is singular."""
+    out = [_solve_spd(A_c, b_c) for A_c, b_c in zip(A, b)]
+    return np.array([x for x, _ in out]).reshape(b.shape), np.array([ok for _, ok in out], bool)
+
+
 class NIHT(_FullBatchSolver):
     r"""Normalized iterative hard thresholding with an adaptive step (Blumensath & Davies 2010).
 
