@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sparsenet.baselines import (imp_schedule, iht_refit, iterative_magnitude_pruning, l1_prox, magnitude_mask,
-                                 prune_finetune, refit_support, soft_threshold)
+                                 prune_finetune, refit_support, run_jointly, soft_threshold)
 from sparsenet.initializers import random_init
 from sparsenet.sparsify import TopFraction
 from sparsenet.train import train_iht
@@ -248,3 +248,99 @@ def test_registry_entries_expand_and_run():
     assert by["oracle_refit"]["metrics"]["exact_support"] == 1
     for name in ("prune_finetune", "imp", "iht_refit", "random_iht", "tensor_iht"):
         assert by[name]["metrics"]["nnz"] == 0.5 * 12, name
+
+
+def _programs(p, W0, v0, stream):
+    """Staged baselines on one problem: budgets, learning rates, train_v and schedules that differ, stages of
+    0 epochs (no dense stage; no refit; a budget of 0) and one-shot pruning by IHT's sparsifier."""
+    kw = dict(batch_size=50, X_test=p.X_test, y_test=p.y_test, random_state=stream)
+    return [
+        prune_finetune.program(p.X, p.y, W0, v0, n_nonzero=9, dense_fraction=0.4, epochs=7, learning_rate=2e-3, **kw),
+        prune_finetune.program(p.X, p.y, W0, v0, n_nonzero=5, dense_fraction=0.0, epochs=7, **kw),
+        iterative_magnitude_pruning.program(p.X, p.y, W0, v0, n_nonzero=4, n_rounds=3, rewind=True, epochs=7,
+                                            train_v=True, **kw),
+        iterative_magnitude_pruning.program(p.X, p.y, W0, v0, n_nonzero=7, n_rounds=2, epochs=4, **kw),
+        iht_refit.program(p.X, p.y, W0, v0, sparsifier=TopFraction(0.5), refit_epochs=2, pretrain_epochs=2, epochs=7,
+                          **kw),
+        iht_refit.program(p.X, p.y, W0, v0, sparsifier=TopFraction(0.3), refit_epochs=0, pretrain_epochs=9, epochs=5,
+                          **kw),
+        iht_refit.program(p.X, p.y, W0, v0, sparsifier=TopFraction(0.3), refit_epochs=0, epochs=0, **kw),
+    ]
+
+
+def test_run_jointly_equals_each_baseline_alone(tiny_problem, init):
+    """Lockstep training of several staged baselines on one shared stream = each alone on a fresh copy of it."""
+    from sparsenet.baselines import _drive
+
+    p = tiny_problem
+    W0, v0 = init
+    joint = run_jointly(_programs(p, W0, v0, np.random.default_rng(4)))
+    for i, got in enumerate(joint):
+        alone = _drive(*_programs(p, W0, v0, np.random.default_rng(4))[i])
+        np.testing.assert_allclose(got.W, alone.W, rtol=1e-10, atol=1e-13, err_msg=str(i))
+        np.testing.assert_allclose(got.v, alone.v, rtol=1e-10, atol=1e-13, err_msg=str(i))
+        np.testing.assert_array_equal(got.support, alone.support)
+        assert got.info == alone.info and got.n_iter_ == alone.n_iter_
+        for key in alone.history:
+            np.testing.assert_allclose(got.history[key], alone.history[key], rtol=1e-10, atol=1e-13, err_msg=key)
+    assert joint[4].history["nnz"][-1] == 9  # the IHT support's count, kept by the refit
+    assert len(joint[6].history["train_loss"]) == 1  # a budget of 0: the initial state only
+
+
+def test_run_jointly_refuses_programs_on_different_streams(tiny_problem, init):
+    p = tiny_problem
+    progs = _programs(p, *init, np.random.default_rng(4))[:1] + _programs(p, *init, np.random.default_rng(4))[:1]
+    with pytest.raises(ValueError, match="one random_state Generator"):
+        run_jointly(progs)
+
+
+def _staged_config(lr_imp):
+    from sparsenet.experiments.config import parse_config
+
+    methods = [{"label": "pf", "method": "prune_finetune", "target": "p_gt", "init": "tensor"},
+               {"label": "imp", "method": "imp", "target": "p_gt", "init": "tensor", "learning_rate": lr_imp},
+               {"label": "refit", "method": "iht_refit", "target": "p_gt", "refit_epochs": 2},
+               {"label": "iht", "method": "tensor_iht", "target": "p_gt"}]
+    return parse_config({
+        "experiment": {"name": "t", "x": "p_gt", "values": [0.5, 0.75], "metrics": ["recovery_error"],
+                       "protocols": ["blind"], "trials": 2},
+        "setting": {"n": 300, "d": 6, "k": 2, "epochs": 6, "batch_size": 50, "pretrain_epochs": 1, "n_test": 50},
+        "methods": methods})
+
+
+def test_runner_staged_runs_of_a_problem_train_jointly_as_alone(monkeypatch):
+    """The runner's staged baselines of one problem train jointly: the same records as each run alone."""
+    import sparsenet.baselines as bl
+    from sparsenet.experiments.config import expand
+    from sparsenet.experiments.runner import execute_task, make_tasks
+
+    joint_sizes = []  # programs of each joint call that returned (no fallback to running alone)
+    joint = bl.run_jointly
+
+    def spy(programs):
+        out = joint(programs)
+        joint_sizes.append(len(out))
+        return out
+
+    monkeypatch.setattr(bl, "run_jointly", spy)
+    runs = expand(_staged_config(2e-3))
+    grouped = make_tasks(runs)
+    got = {r["run_key"]: r for t in grouped for r in execute_task(t)}
+    assert joint_sizes == [3] * 4  # the 3 staged runs of each of the 4 problems, jointly
+    alone = {r["run_key"]: r for t in make_tasks(runs, max_models=1) for r in execute_task(t)}
+    assert got.keys() == alone.keys() and all(r["status"] == "ok" for r in got.values())
+    for key, rec in got.items():
+        assert rec["history"] == alone[key]["history"], rec["method"]
+        for name, value in rec["metrics"].items():
+            if name != "wall_time":
+                np.testing.assert_allclose(value, alone[key]["metrics"][name], rtol=1e-10, err_msg=name)
+
+
+def test_runner_a_diverging_staged_run_fails_alone():
+    from sparsenet.experiments.config import expand
+    from sparsenet.experiments.runner import execute_task, make_tasks
+
+    records = [r for t in make_tasks(expand(_staged_config(1e3))) for r in execute_task(t)]
+    status = {(r["method"], r["status"]) for r in records}
+    assert status == {("imp", "failed"), ("prune_finetune", "ok"), ("iht_refit", "ok"), ("tensor_iht", "ok")}
+    assert all("diverged" in r["error"] for r in records if r["status"] == "failed")

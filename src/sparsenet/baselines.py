@@ -25,14 +25,23 @@ gradient steps per model):
 
 The histories of the stages are concatenated: one entry per epoch plus the initial state at index 0
 (``epochs + 1`` entries); the pruning between two stages is not a separate entry.
+
+Joint training
+--------------
+:func:`prune_finetune`, :func:`iterative_magnitude_pruning` and :func:`iht_refit` are programs of
+stages; ``func.program(...)`` (same arguments) returns the program unrun, and :func:`run_jointly`
+trains several programs on one data set and one minibatch stream in lockstep: one trainer call per
+segment of epochs for all their models, which share each step's minibatch (one gather, one pair of
+products).  Each result equals running that baseline alone on a fresh copy of the stream (tested).
 """
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._validation import check_data, check_random_state, check_scalar, check_weights
-from .sparsify import get_sparsifier
+from .sparsify import check_sparsifier_output, get_sparsifier
 from .train import IHTResult, train_iht_batched
 
 __all__ = [
@@ -45,6 +54,7 @@ __all__ = [
     "l1_prox",
     "refit_support",
     "iht_refit",
+    "run_jointly",
 ]
 
 
@@ -214,15 +224,19 @@ class _Trainer:
         res = train_iht_batched(self.X, self.y, W, v, sparsifiers=sparsifiers, epochs=epochs,
                                 pretrain_epochs=pretrain_epochs, sparsify_last=sparsify_last, mask=mask,
                                 prox=prox, random_states=self.rngs, **self.kw)
+        self.absorb(res.history, res.diverged, epochs)
+        return res.W, res.v
+
+    def absorb(self, history, diverged, epochs):
+        """Append ``epochs`` epochs of history (its entry 0, the stage's start, only for the first stage)."""
         if self.history is None:
-            self.history = {k: np.asarray(h) for k, h in res.history.items()}
-            self.diverged = np.asarray(res.diverged, dtype=bool).copy()
+            self.history = {k: np.asarray(h) for k, h in history.items()}
+            self.diverged = np.asarray(diverged, dtype=bool).copy()
         else:
             self.history = {k: np.concatenate([self.history[k], np.asarray(h)[:, 1:]], axis=1)
-                            for k, h in res.history.items()}
-            self.diverged |= np.asarray(res.diverged, dtype=bool)
+                            for k, h in history.items()}
+            self.diverged |= np.asarray(diverged, dtype=bool)
         self.epochs += epochs
-        return res.W, res.v
 
     def result(self, W, v, single, support, info):
         W = W.copy()
@@ -237,6 +251,166 @@ class _Trainer:
                                   support=None if support is None else support[0], info=info)
         return BaselineResult(W=W, v=v, history=hist, n_iter_=self.epochs, diverged=div, support=support,
                               info=info)
+
+
+# A staged baseline is a program: a generator that yields one _Stage at a time and is sent back the
+# trained (W, v); its return value is the BaselineResult.  Alone, each stage is one trainer call
+# (_drive); several programs on one data set run in lockstep (run_jointly), one trainer call per
+# segment of epochs in which no program changes stage.
+
+
+@dataclass
+class _Stage:
+    """One training stage of a staged baseline: ``epochs`` epochs from (W, v) with these options."""
+
+    W: np.ndarray
+    v: np.ndarray
+    epochs: int
+    mask: np.ndarray | None = None
+    sparsifiers: object = None
+    pretrain_epochs: object = 0
+    sparsify_last: bool = False
+
+
+def _drive(tr, program):
+    """Run ``program``'s stages one after the other with ``tr``; return its result."""
+    sent = None
+    while True:
+        try:
+            st = program.send(sent)
+        except StopIteration as stop:
+            return stop.value
+        sent = tr.run(st.W, st.v, st.epochs, mask=st.mask, sparsifiers=st.sparsifiers,
+                      pretrain_epochs=st.pretrain_epochs, sparsify_last=st.sparsify_last)
+
+
+def _staged(factory):
+    """The public baseline from ``factory`` (same signature, returns ``(trainer, program)``): runs it
+    alone.  ``func.program(...)`` gives the (trainer, program) pair for :func:`run_jointly`."""
+
+    @functools.wraps(factory)
+    def func(*args, **kwargs):
+        return _drive(*factory(*args, **kwargs))
+
+    func.program = factory
+    return func
+
+
+_JOINT_KEYS = ("batch_size", "activation", "X_test", "y_test", "dtype", "on_divergence", "chunk_size")
+
+
+def run_jointly(programs):
+    """Run several staged baselines on ONE data set and ONE minibatch stream in lockstep.
+
+    Parameters
+    ----------
+    programs : list of (trainer, program)
+        From ``prune_finetune.program(...)``, ``iterative_magnitude_pruning.program(...)`` or
+        ``iht_refit.program(...)``, all with the same X, y, common options (``batch_size``,
+        ``activation``, test set, ``dtype``, ``on_divergence``, ``chunk_size``) and the same
+        ``random_state`` Generator object (one model each, or models sharing that one stream).
+
+    Returns
+    -------
+    results : list of BaselineResult
+        In the order of ``programs``; each equals running that baseline alone with a fresh copy of the
+        stream (to rounding), since alone every epoch draws one permutation of the same stream too.
+
+    Notes
+    -----
+    Epochs are cut into segments at every stage boundary of every program; one segment is one call of
+    :func:`sparsenet.train.train_iht_batched` for all the programs' models as ONE order group (one
+    gather and one pair of products per step for all of them), each model with its own mask (all ones
+    when it has none), sparsifier, learning rate and pre-training left.  ``sparsify_last`` is applied
+    by hand to the models whose stage ends with the segment; a stage of 0 epochs runs alone (as
+    :func:`_drive` would run it, drawing nothing from the stream).
+    """
+    trainers = [tr for tr, _ in programs]
+    first = trainers[0]
+    common = {k: first.kw[k] for k in _JOINT_KEYS}
+    for tr in trainers:
+        if not all(_same(a, b) for a, b in [(tr.X, first.X), (tr.y, first.y)] + [(tr.kw[k], common[k])
+                                                                                for k in _JOINT_KEYS]):
+            raise ValueError("run_jointly needs programs on one data set with the same common options.")
+        if any(r is not trainers[0].rngs[0] for r in tr.rngs):
+            raise ValueError("run_jointly needs programs sharing one random_state Generator.")
+    stage, done, results = {}, {}, {}
+
+    def advance(i, sent):
+        try:
+            stage[i] = programs[i][1].send(sent)
+            done[i] = 0
+        except StopIteration as stop:
+            stage.pop(i, None)
+            results[i] = stop.value
+
+    for i in range(len(programs)):
+        advance(i, None)
+    while stage:
+        for i in list(stage):
+            while i in stage and stage[i].epochs == 0:
+                st = stage[i]
+                advance(i, trainers[i].run(st.W, st.v, 0, mask=st.mask, sparsifiers=st.sparsifiers,
+                                           pretrain_epochs=st.pretrain_epochs, sparsify_last=st.sparsify_last))
+        if not stage:
+            break
+        active = sorted(stage)
+        seg = min(stage[i].epochs - done[i] for i in active)
+        out = _segment(trainers[0].X, trainers[0].y, [(trainers[i], stage[i], done[i]) for i in active], seg,
+                       common)
+        for i, (W, v) in zip(active, out):
+            done[i] += seg
+            if done[i] == stage[i].epochs:
+                advance(i, (W, v))
+            else:
+                stage[i].W, stage[i].v = W, v
+    return [results[i] for i in range(len(programs))]
+
+
+def _same(a, b):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a is b or (np.shape(a) == np.shape(b) and np.array_equal(a, b))
+    return a is b or a == b
+
+
+def _segment(X, y, items, epochs, common):
+    """One trainer call of ``epochs`` epochs for ``items`` = [(trainer, stage, epochs done in it)]."""
+    W = np.concatenate([np.nan_to_num(st.W) for _, st, _ in items])
+    v = np.concatenate([np.nan_to_num(st.v) for _, st, _ in items])
+    sizes = [st.W.shape[0] for _, st, _ in items]
+    mask = None
+    if any(st.mask is not None for _, st, _ in items):
+        mask = np.concatenate([np.ones(st.W.shape, dtype=bool) if st.mask is None
+                               else np.broadcast_to(np.asarray(st.mask, dtype=bool), st.W.shape)
+                               for _, st, _ in items])
+    sps = []
+    for (_, st, _), B in zip(items, sizes):
+        sp = st.sparsifiers
+        sps.extend(get_sparsifier(s) for s in (sp if isinstance(sp, (list, tuple)) else [sp] * B))
+
+    def per_model(values):
+        return np.concatenate([np.broadcast_to(np.asarray(val, dtype=float), (B,)) for val, B in zip(values, sizes)])
+
+    pre = per_model([np.maximum(np.asarray(st.pretrain_epochs) - off, 0) for _, st, off in items]).astype(int)
+    res = train_iht_batched(X, y, W, v, sparsifiers=sps, epochs=epochs, pretrain_epochs=pre, sparsify_last=False,
+                            mask=mask, learning_rate=per_model([tr.kw["learning_rate"] for tr, _, _ in items]),
+                            train_v=per_model([tr.kw["train_v"] for tr, _, _ in items]).astype(bool),
+                            random_states=[r for tr, _, _ in items for r in tr.rngs],
+                            order_groups=np.zeros(len(W), dtype=int), **common)
+    out, start = [], 0
+    for (tr, st, off), B in zip(items, sizes):
+        sl = slice(start, start + B)
+        start += B
+        hist = {k: np.asarray(h)[sl].copy() for k, h in res.history.items()}
+        div = np.asarray(res.diverged, dtype=bool)[sl]
+        Wp, vp = res.W[sl], res.v[sl]
+        if st.sparsify_last and off + epochs == st.epochs:  # as train_iht_batched(sparsify_last=True)
+            for b in np.flatnonzero(~div):
+                Wp[b] = check_sparsifier_output(sps[sl.start + b], Wp[b], model=b)
+            hist["nnz"][:, -1] = np.count_nonzero(np.nan_to_num(Wp), axis=(1, 2))  # diverged: frozen at 0
+        tr.absorb(hist, div, epochs)
+        out.append((Wp, vp))
+    return out
 
 
 _COMMON_DOC = """
@@ -275,6 +449,7 @@ def _common(epochs, owner):
 
 
 @_with_common_doc
+@_staged
 def prune_finetune(X, y, W0, v0, *, n_nonzero, epochs=25, dense_fraction=0.5, batch_size=20,
                    learning_rate=1e-3, train_v=False, activation="relu2", X_test=None, y_test=None,
                    dtype=np.float64, random_state=None, on_divergence="raise", chunk_size=None):
@@ -314,14 +489,20 @@ def prune_finetune(X, y, W0, v0, *, n_nonzero, epochs=25, dense_fraction=0.5, ba
     tr = _Trainer(X, y, batch_size=batch_size, learning_rate=learning_rate, train_v=train_v,
                   activation=activation, X_test=X_test, y_test=y_test, dtype=dtype,
                   rngs=_streams(random_state, B), on_divergence=on_divergence, chunk_size=chunk_size)
-    W, v = tr.run(W, v, dense_epochs)
-    mask = magnitude_mask(np.nan_to_num(W), n_keep)
-    W, v = tr.run(W * mask, v, epochs - dense_epochs, mask=mask)
-    W = W * mask  # also when the fine-tuning stage has 0 epochs
-    return tr.result(W, v, single, mask, {"dense_epochs": dense_epochs, "finetune_epochs": epochs - dense_epochs})
+
+    def stages(W, v):
+        W, v = yield _Stage(W, v, dense_epochs)
+        mask = magnitude_mask(np.nan_to_num(W), n_keep)
+        W, v = yield _Stage(W * mask, v, epochs - dense_epochs, mask=mask)
+        W = W * mask  # also when the fine-tuning stage has 0 epochs
+        return tr.result(W, v, single, mask, {"dense_epochs": dense_epochs,
+                                              "finetune_epochs": epochs - dense_epochs})
+
+    return tr, stages(W, v)
 
 
 @_with_common_doc
+@_staged
 def iterative_magnitude_pruning(X, y, W0, v0, *, n_nonzero, n_rounds=4, rewind=False, epochs=25,
                                 batch_size=20, learning_rate=1e-3, train_v=False, activation="relu2",
                                 X_test=None, y_test=None, dtype=np.float64, random_state=None,
@@ -365,16 +546,20 @@ def iterative_magnitude_pruning(X, y, W0, v0, *, n_nonzero, n_rounds=4, rewind=F
     tr = _Trainer(X, y, batch_size=batch_size, learning_rate=learning_rate, train_v=train_v,
                   activation=activation, X_test=X_test, y_test=y_test, dtype=dtype,
                   rngs=_streams(random_state, B), on_divergence=on_divergence, chunk_size=chunk_size)
-    W, v = tr.run(W, v, phases[0])
-    mask = np.ones(W.shape, dtype=bool)
-    for r in range(n_rounds):
-        mask = magnitude_mask(np.nan_to_num(W), schedule[:, r], support=mask)
-        if rewind:
-            W, v = W_init * mask, v_init.copy()
-        W, v = tr.run(W * mask, v, phases[r + 1], mask=mask)
-        W = W * mask
-    return tr.result(W, v, single, mask, {"phase_epochs": phases, "schedule": schedule.tolist(),
-                                          "rewind": bool(rewind)})
+
+    def stages(W, v):
+        W, v = yield _Stage(W, v, phases[0])
+        mask = np.ones(W.shape, dtype=bool)
+        for r in range(n_rounds):
+            mask = magnitude_mask(np.nan_to_num(W), schedule[:, r], support=mask)
+            if rewind:
+                W, v = W_init * mask, v_init.copy()
+            W, v = yield _Stage(W * mask, v, phases[r + 1], mask=mask)
+            W = W * mask
+        return tr.result(W, v, single, mask, {"phase_epochs": phases, "schedule": schedule.tolist(),
+                                              "rewind": bool(rewind)})
+
+    return tr, stages(W, v)
 
 
 def _l1_prox_op(alphas):
@@ -555,6 +740,7 @@ def refit_support(X, y, W, v, *, support=None, epochs=5, batch_size=20, learning
 
 
 @_with_common_doc
+@_staged
 def iht_refit(X, y, W0, v0, *, sparsifier, epochs=25, refit_epochs=5, pretrain_epochs=5, batch_size=20,
               learning_rate=1e-3, train_v=False, activation="relu2", X_test=None, y_test=None, dtype=np.float64,
               random_state=None, on_divergence="raise", chunk_size=None):
@@ -588,8 +774,13 @@ def iht_refit(X, y, W0, v0, *, sparsifier, epochs=25, refit_epochs=5, pretrain_e
     tr = _Trainer(X, y, batch_size=batch_size, learning_rate=learning_rate, train_v=train_v,
                   activation=activation, X_test=X_test, y_test=y_test, dtype=dtype,
                   rngs=_streams(random_state, W.shape[0]), on_divergence=on_divergence, chunk_size=chunk_size)
-    W, v = tr.run(W, v, epochs - refit_epochs, sparsifiers=sparsifier, pretrain_epochs=pretrain_epochs,
-                  sparsify_last=True)
-    mask = np.nan_to_num(W) != 0
-    W, v = tr.run(W, v, refit_epochs, mask=mask)
-    return tr.result(W * mask, v, single, mask, {"iht_epochs": epochs - refit_epochs, "refit_epochs": refit_epochs})
+
+    def stages(W, v):
+        W, v = yield _Stage(W, v, epochs - refit_epochs, sparsifiers=sparsifier, pretrain_epochs=pretrain_epochs,
+                            sparsify_last=True)
+        mask = np.nan_to_num(W) != 0
+        W, v = yield _Stage(W, v, refit_epochs, mask=mask)
+        return tr.result(W * mask, v, single, mask, {"iht_epochs": epochs - refit_epochs,
+                                                     "refit_epochs": refit_epochs})
+
+    return tr, stages(W, v)
