@@ -65,6 +65,7 @@ def test_compiled_equals_numpy_after_25_epochs(activation, groups, monkeypatch):
     _close(ref.W, got.W)
     _close(ref.v, got.v)
     _close(ref.history["train_loss"], got.history["train_loss"])
+    _close(ref.history["test_loss"], got.history["test_loss"])
     np.testing.assert_array_equal(ref.history["nnz"], got.history["nnz"])
 
 
@@ -158,3 +159,31 @@ def test_environment_variable_selects_the_numpy_path(monkeypatch):
     assert calls == []
     _train("compiled", monkeypatch, epochs=1)
     assert calls
+
+
+@pytest.mark.parametrize("name", ["relu2", "tanh"])
+def test_problem_losses_equal_the_direct_formula(name):
+    # One call for every data set (train and test rows): each model's MSE on its own data set, as
+    # mean((φ(X W) v − y)²) in numpy; data set 1 has no model; n, n_test not multiples of the chunk.
+    from sparsenet import _sgd_kernels as K
+    from sparsenet.activations import ACTIVATIONS
+
+    rng = np.random.default_rng(2)
+    P, n, n_test, d, k = 3, 150, 70, 9, 4
+    X, y = rng.normal(size=(P, n, d)), rng.normal(size=(P, n))
+    Xt, yt = rng.normal(size=(P, n_test, d)), rng.normal(size=(P, n_test))
+    di = np.array([2, 0, 2, 2, 0, 2, 2])
+    W, v = 0.5 * rng.normal(size=(len(di), d, k)), rng.normal(size=(len(di), k))
+    models = np.argsort(di, kind="stable")
+    starts = np.searchsorted(di[models], np.arange(P + 1))
+    out, out_test = np.full(len(di), np.nan), np.full(len(di), np.nan)
+    K.problem_losses(X, y, Xt, yt, W, v, models, starts, K.ACTIVATION_CODES[name], out, out_test)
+    phi = ACTIVATIONS[name].function
+    for b, p in enumerate(di):
+        assert out[b] == pytest.approx(np.mean((phi(X[p] @ W[b]) @ v[b] - y[p]) ** 2), rel=1e-12)
+        assert out_test[b] == pytest.approx(np.mean((phi(Xt[p] @ W[b]) @ v[b] - yt[p]) ** 2), rel=1e-12)
+    # a model's loss does not depend on the models it is computed with (same bits alone)
+    alone = np.full(1, np.nan)
+    K.problem_losses(X, y, Xt[:0], yt[:0], W[3:4], v[3:4], np.zeros(1, dtype=np.intp), np.array([0, 0, 0, 1]),
+                     K.ACTIVATION_CODES[name], alone, alone)
+    assert alone[0] == out[3]
