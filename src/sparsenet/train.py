@@ -559,26 +559,29 @@ def _per_model(value, B, name, dtype=float):
     return arr
 
 
-def _losses(X, y, W, v, data_index, act, chunk_size):
-    """Full-data MSE of each model on its own data set (X: (P, n, d))."""
-    out = np.empty(W.shape[0], dtype=np.float64)
-    # Small d (the sweeps' problems): one compiled pass per data set; large d: BLAS products in chunks.
+def _losses(X, y, W, v, data_index, act, chunk_size, X_test=None, y_test=None):
+    """Full-data MSE of each model on its own training set (X: (P, n, d)) and test set (or None)."""
+    B = W.shape[0]
+    out = np.empty(B, dtype=np.float64)
+    out_test = None if X_test is None else np.empty(B, dtype=np.float64)
+    # Small d (the sweeps' problems): one compiled call for every data set, training and test rows;
+    # large d: BLAS products in chunks.
     kern = _kernel_args(_fused(act), None) if X.shape[2] <= _COMPILED_LOSS_MAX_D else None
+    if kern is not None:
+        models = np.argsort(data_index, kind="stable")
+        starts = np.searchsorted(data_index[models], np.arange(X.shape[0] + 1))
+        Xt, yt = (X[:0], y[:0]) if X_test is None else (X_test, y_test)
+        kern[0].problem_losses(np.ascontiguousarray(X), np.ascontiguousarray(y), np.ascontiguousarray(Xt),
+                               np.ascontiguousarray(yt), np.ascontiguousarray(W), np.ascontiguousarray(v), models,
+                               starts, kern[1], out, out if out_test is None else out_test)
+        return out, out_test
     for p in np.unique(data_index):
         sel = np.flatnonzero(data_index == p)
-        if kern is not None:
-            G, d, k = len(sel), W.shape[1], W.shape[2]
-            Wcat = np.moveaxis(W[sel], 0, -1).reshape(d, k * G)
-            vcat = np.ascontiguousarray(v[sel].T)
-            part = np.empty(G, dtype=np.float64)
-            narrow = kern[0].epoch_kernel(d, k * G) is kern[0].narrow_epoch
-            fn = kern[0].narrow_losses if narrow else kern[0].grouped_losses
-            fn(np.ascontiguousarray(X[p]), np.ascontiguousarray(y[p]), np.ascontiguousarray(Wcat.T if narrow else Wcat),
-               vcat, kern[1], part)
-            out[sel] = part
-            continue
         out[sel] = full_batch_step(X[p], y[p], W[sel], v[sel], act, chunk_size=chunk_size, want_grad=False)[0]
-    return out
+        if X_test is not None:
+            out_test[sel] = full_batch_step(X_test[p], y_test[p], W[sel], v[sel], act, chunk_size=chunk_size,
+                                            want_grad=False)[0]
+    return out, out_test
 
 
 # ---------------------------------------------------------------------------------------------
@@ -755,9 +758,11 @@ class _History:
         inp = self.inp
         W, v = inp.W, inp.v
         with np.errstate(all="ignore"):
-            self.train[:, e] = _losses(inp.X, inp.y, W, v, inp.data_index, inp.act, inp.chunk_size)
-            if inp.X_test is not None:
-                self.test[:, e] = _losses(inp.X_test, inp.y_test, W, v, inp.data_index, inp.act, inp.chunk_size)
+            train, test = _losses(inp.X, inp.y, W, v, inp.data_index, inp.act, inp.chunk_size, inp.X_test,
+                                  inp.y_test)
+        self.train[:, e] = train
+        if test is not None:
+            self.test[:, e] = test
         self.nnz[:, e] = np.count_nonzero(W, axis=(1, 2))
         bad = ~np.isfinite(self.train[:, e]) | (self.train[:, e] > _DIVERGED)
         bad &= ~self.diverged
