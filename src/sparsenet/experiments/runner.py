@@ -360,13 +360,7 @@ def warm_up():
         from sparsenet import _sgd_kernels
     except ImportError:  # pragma: no cover - numba missing: the numpy path
         return
-    d, k = 2, 1
-    X = np.zeros((2, d + 1))
-    for kernel in (_sgd_kernels.grouped_epoch, _sgd_kernels.narrow_epoch):
-        kernel(X, X[0, :0].copy(), d, np.zeros((1, 2), dtype=np.intp), np.zeros((1, d, k)), np.zeros((1, k, 1)),
-               np.zeros((1, 1)), np.zeros((1, 1)), 0, 2, np.zeros((0, 0, 0)), np.zeros((0, 0)), False)
-    _sgd_kernels.grouped_losses(X[:, :d].copy(), X[:, d].copy(), np.zeros((d, k)), np.zeros((k, 1)), 0, np.zeros(1))
-    _sgd_kernels.narrow_losses(X[:, :d].copy(), X[:, d].copy(), np.zeros((k, d)), np.zeros((k, 1)), 0, np.zeros(1))
+    _sgd_kernels.warm_up()
 
 
 def _one_blas_thread():
