@@ -45,11 +45,15 @@ def test_save_figure_writes_png_and_svg_with_figure_number(tmp_path):
     fig = plot_experiment(cfg, records())
     stem = figure_stem(cfg)
     assert stem == "fig04_recovery_error_vs_thresh_train"
-    png, svg = save_figure(fig, tmp_path, stem)
-    plt.close(fig)
+    png, svg = save_figure(fig, tmp_path, stem, svg=True)
     assert png.name == "fig04_recovery_error_vs_thresh_train.png" and svg.suffix == ".svg"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in svg.read_bytes()[:2000]
+    # without svg (the default) only the PNG is written, and the SVG of an earlier save is removed
+    png2, none = save_figure(fig, tmp_path, stem)
+    plt.close(fig)
+    assert none is None and png2 == png and not svg.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [png.name]
 
 
 def test_saved_figures_are_byte_identical_when_redrawn(tmp_path):
@@ -57,7 +61,7 @@ def test_saved_figures_are_byte_identical_when_redrawn(tmp_path):
     out = []
     for sub in ("a", "b"):
         fig = plot_experiment(cfg, records())
-        out.append([p.read_bytes() for p in save_figure(fig, tmp_path / sub, figure_stem(cfg))])
+        out.append([p.read_bytes() for p in save_figure(fig, tmp_path / sub, figure_stem(cfg), svg=True)])
         plt.close(fig)
     assert out[0][0] == out[1][0]  # PNG
     assert out[0][1] == out[1][1]  # SVG: no timestamp
@@ -238,4 +242,59 @@ def test_single_protocol_metrics_are_laid_out_two_per_row():
     cfg["experiment"]["protocols"] = ["blind"]
     fig = plot_experiment(cfg, [r for r in records() if r["protocol"] == "blind"])
     assert len(fig.get_axes()) == 4  # three metrics and the success probability, two per row
+    plt.close(fig)
+
+
+def _boxes_apart(fig):
+    """Every panel's box (with its title, labels, ticks and legend) inside the figure, none overlapping."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    if fig._suptitle is not None:
+        boxes.append(fig._suptitle.get_window_extent(renderer))
+    for b in boxes:
+        assert page.x0 - 1 <= b.x0 and b.x1 <= page.x1 + 1 and page.y0 - 1 <= b.y0 and b.y1 <= page.y1 + 1, (b, page)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+
+
+def test_fixed_layout_keeps_every_panel_inside_and_apart():
+    # long legend entries (failure notes), wrapped titles, a removed slot and a two-line figure title
+    many = [f"method {i} with a rather long descriptive label" for i in range(9)]
+    cfg = config(metrics=("recovery_error", "pct_true_negative", "test_mse"))
+    cfg["experiment"]["protocols"] = ["blind"]
+    cfg["experiment"]["title"] = "A long figure title " * 8
+    cfg["methods"] = [{"label": m} for m in many]
+    recs = [rec(m, x, {"recovery_error": 10.0 ** -(i + 10 * x) if s else INF, "pct_true_negative": 50.0 + x,
+                       "test_mse": 1e-3 * (i + 1)}, seed=s, status="ok" if (s or i % 2) else "failed")
+            for i, m in enumerate(many) for x in (0.0, 0.1, 0.2) for s in range(3)]
+    fig = plot_experiment(cfg, recs)
+    assert len(fig.axes) == 4  # three metrics and the success probability, two per row
+    assert any("[" in t.get_text() for t in fig.axes[0].get_legend().get_texts())  # a failure note shown
+    _boxes_apart(fig)
+    plt.close(fig)
+    fig = plot_experiment(config(metrics=("recovery_error", "pct_true_negative"), figure=8), records())
+    _boxes_apart(fig)
+    plt.close(fig)
+
+
+def test_phase_transition_and_contour_figures_keep_panels_apart():
+    from sparsenet.experiments.plot_contours import plot_success_contours
+    from sparsenet.experiments.plots import plot_phase_transition
+
+    xs, ys = [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600], [2, 4, 8]
+    cfg = {"experiment": {"name": "pt", "title": "Phase transition " * 4, "x": "n", "values": xs, "y": "k",
+                          "y_values": ys, "trials": 4, "protocols": ["blind", "report"]},
+           "methods": [{"label": "tensor"}, {"label": "random"}]}
+    recs = [{"protocol": p, "method": m, "status": "ok", "params": {"n": x, "k": y},
+             "metrics": {"recovery_error": 1e-6 if (x / 400 > y * (1 + (m == "random")) or s < j % 3) else 0.5}}
+            for p in ("blind", "report") for m in ("tensor", "random") for j, x in enumerate(xs) for y in ys
+            for s in range(4)]
+    fig = plot_phase_transition(cfg, recs)
+    _boxes_apart(fig)
+    plt.close(fig)
+    fig = plot_success_contours(cfg, recs, protocol="report")
+    _boxes_apart(fig)
     plt.close(fig)

@@ -166,7 +166,7 @@ def _records():
 
 def test_write_report_markdown_and_self_contained_html(tmp_path):
     md, html = write_report(tmp_path, [(_config(), _records())], date="2024-01-02",
-                            version="9.9", scale="quick", wall_time=61.0)
+                            version="9.9", scale="quick", wall_time=61.0, svg=True)
     text = md.read_text()
     for expected in ("2024-01-02", "9.9", "quick", "61.0 s", "Figure 4",
                      "Recovery error is lowest near 0.075.", "holds", "does not hold",
@@ -332,11 +332,17 @@ def test_activations_section_says_not_applicable_in_words(tmp_path):
 
 
 def test_parallel_report_equals_serial(tmp_path):
-    a = write_report(tmp_path / "a", [(_config(), _records()), (_methods_config(), _methods_records())],
-                     date="2024-01-02", version="0", jobs=1)[0].read_text()
-    b = write_report(tmp_path / "b", [(_config(), _records()), (_methods_config(), _methods_records())],
-                     date="2024-01-02", version="0", jobs=2)[0].read_text()
-    assert a == b
+    experiments = [(_config(), _records()), (_methods_config(), _methods_records())]
+    written = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        md, html = write_report(out, experiments, date="2024-01-02", version="0", jobs=jobs)
+        figures = {p.name: p.read_bytes() for p in sorted((out / "figures").iterdir())}
+        written[jobs] = (md.read_text(), html.read_text(), figures)
+    assert written[1][0] == written[2][0]  # REPORT.md
+    assert written[1][1] == written[2][1]  # REPORT.html, figures inlined
+    assert len(written[1][2]) == 2 and written[1][2] == written[2][2]  # the PNGs, byte for byte
+    assert all(name.endswith(".png") for name in written[1][2])  # no SVG unless asked for
 
 
 def test_argmin_flat_minimum_counts_every_tied_value():

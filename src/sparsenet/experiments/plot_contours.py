@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from scipy.stats import beta, norm  # noqa: E402
 
-from sparsenet.experiments.plots import X_LABELS, config_field, success_probability  # noqa: E402
+from sparsenet.experiments.plots import X_LABELS, _fixed_layout, config_field, success_probability  # noqa: E402
 
 __all__ = ["plot_success_contours", "wilson_bounds"]
 
@@ -58,7 +58,8 @@ def plot_success_contours(config, records, *, level=0.5, protocol="blind", confi
     """
     xs, ys, table = success_probability(config, list(records))
     methods = [m for (p, m) in table if p == protocol]
-    fig, ax = plt.subplots(figsize=(0.5 * len(xs) + 4.5, 0.4 * len(ys) + 3.2), layout="constrained")
+    fig, axes = plt.subplots(1, 1, squeeze=False)
+    ax = axes[0, 0]
     colors = plt.get_cmap("tab10").colors
     handles = []
     gx, gy = np.arange(len(xs)), np.arange(len(ys))
@@ -94,5 +95,7 @@ def plot_success_contours(config, records, *, level=0.5, protocol="blind", confi
     threshold = float(config_field(config, "success_threshold", 1e-2))
     title = config_field(config, "title") or config_field(config, "name", "")
     ax.set_title(f"{title}\n{level:.0%} contour of P(recovery error < {threshold:g}), {protocol} protocol",
-                 fontsize=10)
+                 fontsize=10, y=1.0)
+    _fixed_layout(fig, axes, cell_w=0.5 * len(xs) + 4.5, axes_h=0.4 * len(ys) + 2.2, left=1.15, right=0.3,
+                  xlabel_h=0.75 if len(xs) > 8 else 0.5, legend_below=False)
     return fig

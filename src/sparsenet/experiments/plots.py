@@ -128,6 +128,44 @@ class _PlainLogFormatter(mticker.LogFormatter):
         return f"{x:g}"
 
 
+class _InView(mticker.Locator):
+    """The ticks of ``base`` inside the axis' view only.
+
+    Matplotlib makes a tick (five artists) for every location its locator returns, also for those
+    beyond the ends of the axis that are never drawn: a log locator adds a decade on each side, a
+    linear one a step. Ticks are most of a figure's drawing cost; the drawn ones stay the same.
+    """
+
+    def __init__(self, base):
+        self.base = base
+
+    def set_axis(self, axis):
+        super().set_axis(axis)
+        self.base.set_axis(axis)
+
+    def tick_values(self, vmin, vmax):
+        return self.base.tick_values(vmin, vmax)
+
+    def __call__(self):
+        locs = np.asarray(self.base(), dtype=float)
+        if locs.size == 0:
+            return locs
+        transform = self.axis.get_transform()
+        lo, hi = sorted(transform.transform(np.asarray(self.axis.get_view_interval(), dtype=float)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = transform.transform(locs)
+        tol = 1e-10 * (hi - lo)  # matplotlib's own closeness test of a tick to the view's ends
+        return locs[(t >= lo - tol) & (t <= hi + tol)]
+
+
+def _ticks_in_view(fig):
+    """Every axis of ``fig`` draws only the ticks in its view (:class:`_InView`)."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(_InView(axis.get_major_locator()))
+            axis.set_minor_locator(_InView(axis.get_minor_locator()))
+
+
 def _excluded_note(counts, metric: str, stats=()) -> str:
     """Legend suffix: distinct failed / non-finite runs, e.g. ``[1 of 2 runs failed: the worst value]``.
 
@@ -320,7 +358,7 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     # more per draw (~12 % of a figure's drawing; same pixels). Only a linear axis of a non-rate metric
     # can carry an offset text (e.g. "1e-5") that the automatic placement would lift the title above.
     fixed_title = {"y": 1.0} if log or metric in _RATE_METRICS else {}
-    ax.set_title(f"{title} — " + "\n".join(textwrap.wrap(proto, 44)), fontsize=10, **fixed_title)
+    ax.set_title(_wrap_title(f"{title} — {proto}"), fontsize=10, **fixed_title)
     ax.grid(True, alpha=0.3)
     if not finite_all:
         ax.text(0.5, 0.5, "no successful run", transform=ax.transAxes, ha="center", va="center",
@@ -328,8 +366,10 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     if n_marks:
         ax.text(0.99, 0.01, "▼n✗: n runs failed or infinite (worst value)", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=6.5, color="0.3")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=8, frameon=False, ncol=1)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:  # under the x label (placed by _fixed_layout); a very long label wrapped, not cut
+        ax.legend(handles, ["\n".join(textwrap.wrap(t, _LEGEND_CHARS)) for t in labels], loc="upper center",
+                  fontsize=8, frameon=False, ncol=1)
 
 
 def _draw_success(ax, config, records, protocol, methods, colors):
@@ -367,9 +407,75 @@ def _draw_success(ax, config, records, protocol, methods, colors):
     ax.set_xlabel(X_LABELS.get(x, x))
     ax.set_ylabel(f"P(error ≤ {res:g} and exact support)", fontsize=9)
     proto = PROTOCOL_TITLES.get(protocol, f"{protocol} protocol")
-    ax.set_title("Success probability (Wilson 95 % CI) — " + "\n".join(textwrap.wrap(proto, 44)),
+    ax.set_title(_wrap_title(f"Success probability (Wilson 95 % CI) — {proto}"),
                  fontsize=10, y=1.0)  # fixed y range, no offset text: skip the automatic placement
     ax.grid(True, alpha=0.3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Layout at fixed margins (inches). Matplotlib's constrained layout measures every tick label and
+# text of a figure before each save (a whole extra draw, about half of a figure's cost); here the
+# margins follow from the number of text lines alone, so a save draws the figure once.
+
+_CELL_W = 6.2  # width of one panel with its margins (in)
+_AXES_H = 3.3  # height of the plotting area of a panel (in)
+_TITLE_CHARS = 62  # a panel title (fontsize 10) wraps at this many characters
+_LEGEND_CHARS = 100  # a legend entry (fontsize 8) wraps at this many characters: it fits its panel
+_LINE = {8: 0.135, 9: 0.15, 10: 0.17, 11: 0.19, 12: 0.2}  # height of a text line of each font size (in)
+
+
+def _wrap_title(text: str) -> str:
+    return "\n".join(textwrap.wrap(text, _TITLE_CHARS))
+
+
+def _lines(text: str) -> int:
+    return text.count("\n") + 1 if text else 0
+
+
+def _fixed_layout(fig, axes, *, cell_w, axes_h, left, right, head="", head_size=12, xlabel_h=0.5,
+                  extra_right=0.0, legend_below=True):
+    """Size ``fig`` and place its ``axes`` (a 2-D array; removed ones skipped) at fixed margins.
+
+    Every column is ``cell_w`` wide (``left`` and ``right`` margins around the plotting area);
+    every row is as tall as its plotting area (``axes_h``) plus its titles above and its x label
+    (``xlabel_h``) and, with ``legend_below``, its legends below, counted in text lines; such a
+    legend goes under the x label, centred on its panel.
+    ``head`` is the figure's title; ``extra_right`` inches are kept free on the right (a colour bar).
+    Every axis then makes only the ticks it draws (:func:`_ticks_in_view`).
+    """
+    nrow, ncol = axes.shape
+    alive = [[ax if ax.figure is fig and ax in fig.axes else None for ax in row] for row in axes]
+    tops, bottoms = [], []
+    for row in alive:
+        title = max((_lines(ax.get_title()) for ax in row if ax is not None), default=0)
+        size = max((ax.title.get_fontsize() for ax in row if ax is not None), default=10)
+        tops.append(title * _LINE.get(round(size), size / 60) + 0.15)
+        legend = 0.0
+        for ax in row:
+            leg = ax.get_legend() if ax is not None and legend_below else None
+            if leg is not None:
+                texts = [t.get_text() for t in leg.get_texts()]
+                legend = max(legend, sum(map(_lines, texts)) * 0.135 + len(texts) * 0.056 + 0.15)
+        bottoms.append(xlabel_h + legend + 0.1)
+    head_h = _lines(head) * _LINE.get(head_size, head_size / 60) + (0.15 if head else 0.05)
+    width = ncol * cell_w + extra_right
+    height = head_h + sum(tops) + nrow * axes_h + sum(bottoms)
+    fig.set_size_inches(width, height)
+    y = height - head_h
+    for i, row in enumerate(alive):
+        y -= tops[i] + axes_h
+        for j, ax in enumerate(row):
+            if ax is None:
+                continue
+            ax.set_position([(j * cell_w + left) / width, y / height,
+                             (cell_w - left - right) / width, axes_h / height])
+            leg = ax.get_legend()
+            if leg is not None and legend_below:
+                leg.set_bbox_to_anchor((0.5, -xlabel_h / axes_h), transform=ax.transAxes)
+        y -= bottoms[i]
+    if head:
+        fig.suptitle(head, fontsize=head_size, y=1.0 - 0.08 / height, va="top")
+    _ticks_in_view(fig)
 
 
 def plot_experiment(config, records) -> matplotlib.figure.Figure:
@@ -410,9 +516,7 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     else:  # metrics as rows, protocols as columns (blind | report)
         panels = [(metric, protocol) for metric in metrics for protocol in protocols]
         nrow, ncol = len(metrics), len(protocols)
-    legend_h = 0.25 * len(methods) + 0.6
-    fig, axes = plt.subplots(nrow, ncol, figsize=(6.2 * ncol, (4.2 + legend_h) * nrow),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(nrow, ncol, squeeze=False)
     flat = axes.ravel()
     for ax, (metric, protocol) in zip(flat, panels):
         if metric == "exact_recovery":
@@ -427,7 +531,8 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     trials = config_field(config, "trials")
     if trials is not None:
         head += f"  (every run shown; line: median, band: interquartile range over {trials} trials)"
-    fig.suptitle("\n".join(textwrap.wrap(head, 75 * ncol)), fontsize=12)
+    head = "\n".join(textwrap.wrap(head, 75 * ncol))
+    _fixed_layout(fig, axes, cell_w=_CELL_W, axes_h=_AXES_H, left=1.05, right=0.3, head=head)
     return fig
 
 
@@ -509,8 +614,7 @@ def plot_phase_transition(config, records) -> matplotlib.figure.Figure:
     x, y = config_field(config, "x"), config_field(config, "y")
     threshold = float(config_field(config, "success_threshold", 1e-2))
     nrow, ncol = len(methods), len(protocols)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(0.55 * len(xs) * ncol + 2.8, (0.45 * len(ys) + 2.2) * nrow),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(nrow, ncol, squeeze=False)
     image = None
     for i, method in enumerate(methods):
         for j, protocol in enumerate(protocols):
@@ -532,29 +636,40 @@ def plot_phase_transition(config, records) -> matplotlib.figure.Figure:
             ax.set_ylabel(X_LABELS.get(y, y), fontsize=9)
             head = "\n".join(textwrap.wrap(str(method), 48))
             ax.set_title(f"{head}\n{protocol} protocol", fontsize=9, y=1.0)  # no offset text on a heat map
-    fig.colorbar(image, ax=axes, label=f"P(recovery error < {threshold:g})", shrink=0.9)
     title = config_field(config, "title") or config_field(config, "name", "")
     trials = config_field(config, "trials")
     head = str(title) + (f"  (fraction of {trials} trials; white line: 50%)" if trials else "")
-    fig.suptitle(head, fontsize=11)
+    axes_w, axes_h = 0.55 * len(xs), 0.45 * len(ys) + 0.6
+    head = "\n".join(textwrap.wrap(head, max(40, int(ncol * (axes_w + 1.3) / 0.09))))
+    _fixed_layout(fig, axes, cell_w=axes_w + 1.3, axes_h=axes_h, left=1.05, right=0.25, head=head,
+                  head_size=11, xlabel_h=0.75 if len(xs) > 8 else 0.5, extra_right=1.1)
+    # the colour bar beside the panels, as tall as the first to the last row of plotting areas
+    first, last = axes[0, -1].get_position(), axes[-1, -1].get_position()
+    width = fig.get_figwidth()
+    cax = fig.add_axes([last.x1 + 0.3 / width, last.y0, 0.18 / width, first.y1 - last.y0])
+    fig.colorbar(image, cax=cax, label=f"P(recovery error < {threshold:g})")
     return fig
 
 
-def save_figure(fig, out_dir, stem: str) -> tuple[Path, Path]:
-    """Write ``fig`` as ``out_dir/stem.png`` (120 dpi) and ``out_dir/stem.svg``; return both paths."""
+def save_figure(fig, out_dir, stem: str, *, svg: bool = False) -> tuple[Path, Path | None]:
+    """Write ``fig`` as ``out_dir/stem.png`` (120 dpi) and, with ``svg``, ``out_dir/stem.svg``.
+
+    Returns the two paths (the second None without ``svg``; a stale ``stem.svg`` of an earlier
+    report is then removed, so that no SVG disagrees with its PNG). The same figure gives the same
+    bytes: no timestamp, a fixed SVG hash salt. An SVG costs about as much as the PNG again (a second
+    draw); the report links and inlines only the PNG.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    png, svg = out / f"{stem}.png", out / f"{stem}.svg"
+    png, svg_path = out / f"{stem}.png", out / f"{stem}.svg"
     # written to a temporary name and renamed: a kill mid-write never leaves a truncated figure
     tmp_png, tmp_svg = out / f".{stem}.png.tmp", out / f".{stem}.svg.tmp"
     fig.savefig(tmp_png, dpi=120, format="png")
-    # the layout computed for the PNG holds for the SVG: do not solve it again (it is the costly
-    # part of a draw), and keep text as text in the SVG (smaller, faster than glyph outlines)
-    engine = fig.get_layout_engine()
-    if engine is not None:
-        fig.set_layout_engine("none")
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": stem}):
-        fig.savefig(tmp_svg, format="svg", metadata={"Date": None})  # no timestamp: same figure, same bytes
+    if svg:  # text kept as text (smaller, faster than glyph outlines)
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": stem}):
+            fig.savefig(tmp_svg, format="svg", metadata={"Date": None})
+        os.replace(tmp_svg, svg_path)
+    elif svg_path.exists():
+        svg_path.unlink()
     os.replace(tmp_png, png)
-    os.replace(tmp_svg, svg)
-    return png, svg
+    return png, (svg_path if svg else None)

@@ -83,11 +83,11 @@ def _package_version() -> str:
             return "unknown"
 
 
-_SECTION_TASKS: list = []  # (config, records, fig_dir, verdicts) of the running _build_sections
+_SECTION_TASKS: list = []  # (config, records, fig_dir, verdicts, svg) of the running _build_sections
 
 
 def _section_task(i: int) -> list:
-    return build_section(*_SECTION_TASKS[i])
+    return build_section(*_SECTION_TASKS[i][:4], svg=_SECTION_TASKS[i][4])
 
 
 def _default_jobs() -> int:
@@ -98,32 +98,37 @@ def _default_jobs() -> int:
     return max(1, min(n, 8))
 
 
-def _build_sections(tasks, jobs: int | None) -> list[list]:
-    """Every experiment's section, in order; drawn by ``jobs`` forked processes when > 1.
+def _build_sections(tasks, jobs: int | None, start_method: str = "fork") -> list[list]:
+    """Every experiment's section, in order; drawn by ``jobs`` processes when > 1.
 
-    Drawing the figures is nearly all of the report's time, and the figures are independent; the
-    processes are forked (the configs hold read-only mappings, which do not pickle) and only each
-    section's blocks travel back.
+    Drawing the figures is nearly all of the report's time, and the figures are independent: each
+    process builds whole sections (figure and tables) from the records and the verdicts decided
+    beforehand for the whole report, and only the blocks travel back. The processes are forked
+    after this one has imported the plotting modules, so that no worker imports matplotlib again
+    (a spawned one pays ~1-2 s of CPU for it); where fork is unavailable the sections are built here.
     """
     jobs = _default_jobs() if jobs is None else max(1, int(jobs))
     jobs = min(jobs, len(tasks))
-    if jobs > 1 and "fork" in mp.get_all_start_methods():
+    if jobs > 1 and start_method in mp.get_all_start_methods():
+        import sparsenet.experiments.plot_contours  # noqa: F401  (imported once, before the fork)
+        import sparsenet.experiments.plots  # noqa: F401
+
         global _SECTION_TASKS
         _SECTION_TASKS = tasks
         try:
-            with mp.get_context("fork").Pool(jobs) as pool:
+            with mp.get_context(start_method).Pool(jobs) as pool:
                 # the costliest sections (most records) first, so no process idles at the end
                 order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i][1]))
                 done = dict(zip(order, pool.map(_section_task, order, chunksize=1)))
             return [done[i] for i in range(len(tasks))]
         finally:
             _SECTION_TASKS = []
-    return [build_section(*task) for task in tasks]
+    return [build_section(*task[:4], svg=task[4]) for task in tasks]
 
 
 def write_report(out_dir, experiments, *, date=None, version: str | None = None,
                  scale: str | None = None, wall_time: float | None = None,
-                 jobs: int | None = None,
+                 jobs: int | None = None, svg: bool = False,
                  title: str = "Reproduction of Agrawal & Kar, "
                               "“Training One-Hidden-Layer Sparse Neural Networks”"
                  ) -> tuple[Path, Path]:
@@ -132,7 +137,7 @@ def write_report(out_dir, experiments, *, date=None, version: str | None = None,
     Parameters
     ----------
     out_dir : path-like
-        Output folder; figures go to ``out_dir/figures`` (PNG + SVG).
+        Output folder; figures go to ``out_dir/figures`` (PNG; SVG too with ``svg``).
     experiments : list of (config, records)
         Each experiment definition with its stored records.
     date : str, optional
@@ -145,7 +150,10 @@ def write_report(out_dir, experiments, *, date=None, version: str | None = None,
         Shown in the header, in seconds.
     jobs : int, optional
         Processes drawing the figures (default: the usable cores, at most 8; 1 draws in this
-        process).
+        process). The report is the same for every ``jobs``.
+    svg : bool, default=False
+        Also write each figure as SVG (about as costly again as its PNG; the report itself links
+        and inlines the PNGs only).
     title : str, optional
         The report's title.
 
@@ -178,7 +186,7 @@ def write_report(out_dir, experiments, *, date=None, version: str | None = None,
         for c, claim, protocol, v in decided:
             if c is config:
                 mine.setdefault(id(claim), (claim, {}))[1][protocol] = v
-        tasks.append((config, records, fig_dir, list(mine.values())))
+        tasks.append((config, records, fig_dir, list(mine.values()), svg))
     for section in _build_sections(tasks, jobs):
         blocks += section
     md_path = write_atomic(out / "REPORT.md", to_markdown(blocks, out))

@@ -55,15 +55,18 @@ def section_kind(config) -> str:
     return "phase_transition" if config_field(config, "y") else "sweep"
 
 
-def build_section(config, records, fig_dir: Path, verdicts=None) -> list:
-    """The blocks of one experiment; ``verdicts`` = ``[(claim, {protocol: Verdict})]`` (decided)."""
+def build_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool = False) -> list:
+    """The blocks of one experiment; ``verdicts`` = ``[(claim, {protocol: Verdict})]`` (decided).
+
+    Its figures are written to ``fig_dir`` as PNG, and as SVG too with ``svg``.
+    """
     kind = section_kind(config)
     builder = {"sweep": experiment_section, "methods": _methods_section,
                "activations": _activations_section, "phase_transition": _phase_transition_section}.get(kind)
     if builder is None:
         raise ValueError(f"The 'section' key of an experiment must be one of {', '.join(SECTION_KINDS)}. "
                          f"Got {kind!r} instead.")
-    return builder(config, records, fig_dir, verdicts)
+    return builder(config, records, fig_dir, verdicts, svg=svg)
 
 
 def _own_verdicts(config, records):
@@ -98,7 +101,7 @@ def _table_x(xs: list, history: bool) -> list:
 
 
 
-def experiment_section(config, records, fig_dir: Path, verdicts=None) -> list:
+def experiment_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool = False) -> list:
     """The ``sweep`` section: figure, the report's claim, verdicts per protocol, per-metric tables."""
     from sparsenet.experiments.plots import figure_stem, plot_experiment, save_figure
 
@@ -109,7 +112,7 @@ def experiment_section(config, records, fig_dir: Path, verdicts=None) -> list:
     protocols = experiment_protocols(config, records)
     if records:
         fig = plot_experiment(config, records)
-        png, _ = save_figure(fig, fig_dir, figure_stem(config))
+        png, _ = save_figure(fig, fig_dir, figure_stem(config), svg=svg)
         plt.close(fig)
         sides = " | ".join(f"column {i + 1}: {p} protocol" for i, p in enumerate(protocols))
         blocks.append(Image(png, heading_text(config),
@@ -200,7 +203,7 @@ def _success_rows(records, methods, xs, protocol, config) -> list:
     return rows
 
 
-def _phase_transition_section(config, records, fig_dir, verdicts=None):
+def _phase_transition_section(config, records, fig_dir, verdicts=None, *, svg: bool = False):
     """Report section of a 2-D sweep: the heat map and a success-probability table per method."""
     import matplotlib.pyplot as plt
 
@@ -217,13 +220,13 @@ def _phase_transition_section(config, records, fig_dir, verdicts=None):
     fig = plot_phase_transition(config, records)
     stem = f"{config_field(config, 'name', 'experiment')}_success_vs_{config_field(config, 'x')}_" \
            f"{config_field(config, 'y')}"
-    png, _ = save_figure(fig, fig_dir, stem)
+    png, _ = save_figure(fig, fig_dir, stem, svg=svg)
     plt.close(fig)
     threshold = float(config_field(config, "success_threshold", 1e-2))
     blocks.append(Image(png, heading_text(config),
                         f"Fraction of trials with recovery error < {threshold:g} (failed runs count as "
                         "failures); white line: 50% contour."))
-    blocks += _contour_figures(config, records, table, fig_dir, stem, threshold)
+    blocks += _contour_figures(config, records, table, fig_dir, stem, threshold, svg)
     x, y = config_field(config, "x"), config_field(config, "y")
     for (protocol, method), (P, N) in table.items():
         blocks.append(Paragraph(f"`success` = P(recovery error < {threshold:g}), {method}, {protocol} protocol "
@@ -241,7 +244,7 @@ def _success_cell(p, n) -> str:
     return f"{p:.2f} ({k}/{int(n)}) [{lo:.2f}, {hi:.2f}]"
 
 
-def _contour_figures(config, records, table, fig_dir, stem, threshold) -> list:
+def _contour_figures(config, records, table, fig_dir, stem, threshold, svg=False) -> list:
     """One figure per protocol with two or more methods: every method's 50 % success contour."""
     import matplotlib.pyplot as plt
 
@@ -255,7 +258,7 @@ def _contour_figures(config, records, table, fig_dir, stem, threshold) -> list:
             continue
         fig = plot_success_contours(config, records, protocol=protocol)
         suffix = f"_{protocol}" if len(protocols) > 1 else ""
-        png, _ = save_figure(fig, fig_dir, f"{stem}_contours{suffix}")
+        png, _ = save_figure(fig, fig_dir, f"{stem}_contours{suffix}", svg=svg)
         plt.close(fig)
         blocks.append(Image(png, f"{heading_text(config)}: 50% success contours ({protocol} protocol)",
                             f"Each method's 50% contour of P(recovery error < {threshold:g}) (solid) and the "
@@ -447,10 +450,10 @@ def records_for(records, protocol):
     return [r for r in records if r.get("protocol") == protocol]
 
 
-def _methods_section(config, records, fig_dir: Path, verdicts=None) -> list:
+def _methods_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool = False) -> list:
     """Issue 8: the default section plus the methods × settings summary and its conclusions."""
     records = list(records)
-    blocks = experiment_section(config, records, fig_dir, verdicts)
+    blocks = experiment_section(config, records, fig_dir, verdicts, svg=svg)
     if not records:
         return blocks
     extra: list = []
@@ -474,11 +477,11 @@ def _methods_section(config, records, fig_dir: Path, verdicts=None) -> list:
 
 
 
-def _activations_section(config, records, fig_dir: Path, verdicts=None) -> list:
+def _activations_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool = False) -> list:
     """Issue 8: initialization error before and after training per activation, in words where
     the initialization cannot apply."""
     records = list(records)
-    blocks = experiment_section(config, records, fig_dir, verdicts)
+    blocks = experiment_section(config, records, fig_dir, verdicts, svg=svg)
     if not records:
         return blocks
     extra: list = []
