@@ -221,6 +221,8 @@ class _Trainer:
         """Train for ``epochs``; ``select`` (model indices) trains a subset and keeps the others' history."""
         W = np.nan_to_num(W)  # diverged models (flag mode) are frozen at zero
         v = np.nan_to_num(v)
+        if sparsifiers is None:
+            pretrain_epochs = epochs  # dense: the identity is never applied (same W, no copy per epoch)
         res = train_iht_batched(self.X, self.y, W, v, sparsifiers=sparsifiers, epochs=epochs,
                                 pretrain_epochs=pretrain_epochs, sparsify_last=sparsify_last, mask=mask,
                                 prox=prox, random_states=self.rngs, **self.kw)
@@ -391,7 +393,8 @@ def _segment(X, y, items, epochs, common):
     def per_model(values):
         return np.concatenate([np.broadcast_to(np.asarray(val, dtype=float), (B,)) for val, B in zip(values, sizes)])
 
-    pre = per_model([np.maximum(np.asarray(st.pretrain_epochs) - off, 0) for _, st, off in items]).astype(int)
+    pre = per_model([epochs if st.sparsifiers is None else np.maximum(np.asarray(st.pretrain_epochs) - off, 0)
+                     for _, st, off in items]).astype(int)  # dense: the identity never applied
     res = train_iht_batched(X, y, W, v, sparsifiers=sps, epochs=epochs, pretrain_epochs=pre, sparsify_last=False,
                             mask=mask, learning_rate=per_model([tr.kw["learning_rate"] for tr, _, _ in items]),
                             train_v=per_model([tr.kw["train_v"] for tr, _, _ in items]).astype(bool),
