@@ -16,16 +16,17 @@ then (when v is trained) ``v ← v − (2η_v/m) Aᵀ r`` with the pre-step A an
 soft threshold of an L1 penalty (``prox``).  The same operations, in the same order, as the numpy
 reference path; sums run in a different order than BLAS, so the two agree to rounding (tested),
 and each is bit-identical run to run (no threads; of the fast-math flags only ``contract``, which
-lets the compiler fuse a multiply and an add into one FMA instruction; ``narrow_epoch`` also lets
-it reassociate its sums along d, the same way on every run).
+lets the compiler fuse a multiply and an add into one FMA instruction).
 
 Two loop orders (:func:`epoch_kernel` picks one).  :func:`grouped_epoch` (many columns) keeps each
 group's weights in a buffer padded with zero columns to a multiple of 16 and runs both products as
-fused compiled loops over its rows (four rank-one updates per pass: no BLAS call per step, no
+fused compiled loops along its rows (four rank-one updates per pass: no BLAS call per step, no
 scalar remainder of the vectorized loops; measured 1.5x faster than one BLAS call per product at
-d = 20, k·G = 95).  :func:`narrow_epoch` runs compiled dot products along the d features (few
-columns, e.g. one model of d = 100).  The per-epoch losses of every model on its training and test
-set are one call (:func:`problem_losses`), rows innermost in chunks of 64.
+d = 20, k·G = 95).  :func:`narrow_epoch` (few columns, e.g. one model of k = 5) keeps everything
+transposed so that its loops run along the rows of the minibatch and the d features instead.
+Both compute the same operations in the same order up to the compiler's choice of FMA, so they
+agree to rounding (tested).  The per-epoch losses of every model on its training and test set are
+one call (:func:`problem_losses`), rows innermost in chunks of 64.
 
 Compiled once per machine (``cache=True``: the machine code is stored next to this file in
 ``__pycache__`` and loaded by later processes, pool workers included).
@@ -278,30 +279,34 @@ def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tr
 
 
 def epoch_kernel(d, K):
-    """The epoch kernel for d features and K = k·G columns per group: :func:`narrow_epoch` when d > 4·K
-    (measured 1.1-2.6x faster at d = 100, K = 5), :func:`grouped_epoch` otherwise (BLAS products,
-    measured 1.5x faster than the narrow loops at d = 20, K = 95)."""
-    return narrow_epoch if d > 4 * K else grouped_epoch
+    """The epoch kernel for d features and K = k·G columns per group: :func:`narrow_epoch` below 24
+    columns, :func:`grouped_epoch` from there (measured, one core, n = 6000, batch 20: narrow 2.8x
+    faster at K = 5, d = 20 and 2.2x at K = 5, d = 100; grouped 1.5x faster at K = 320; a tie
+    between K = 25 and 40)."""
+    return narrow_epoch if K < 24 else grouped_epoch
 
 
-@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def narrow_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, train_v):
-    """:func:`grouped_epoch` for few columns (k·G small): the weights kept transposed, (k·G, d), so that
-    the forward products are dot products over d and the backward products updates along d (both
-    contiguous and vectorized; the sums over d may be reassociated by the compiler)."""
+    """:func:`grouped_epoch` for few columns (k·G small): the weights kept transposed, (k·G, d), and
+    every array of a step transposed (rows of the minibatch innermost), so that the loops run along
+    the m rows (forward, activation, residuals) or the d features (backward) instead of the few
+    columns.  The same operations in the same order as :func:`grouped_epoch` (equal to rounding)."""
     U, n = order.shape
     d = W.shape[1]
     k, G = v.shape[1], v.shape[2]
     K = k * G
     dt = W.dtype
     WT = np.empty((K, d), dtype=dt)
-    gWT = np.empty((K, d), dtype=dt)
-    Z = np.empty((batch_size, K), dtype=dt)
-    A = np.empty((batch_size, K), dtype=dt)
-    r = np.empty((batch_size, G), dtype=dt)
-    cv = np.empty(K, dtype=dt)
+    Xb = np.empty((batch_size, d), dtype=dt)
+    XbT = np.empty((d, batch_size), dtype=dt)
+    yb = np.empty(batch_size, dtype=dt)
+    ZT = np.empty((K, batch_size), dtype=dt)  # (X_b W)ᵀ, then φ', then the backward factor
+    AT = np.empty((K, batch_size), dtype=dt)
+    rT = np.empty((G, batch_size), dtype=dt)
     use_mask = mask.shape[0] > 0
     use_l1 = l1.shape[0] > 0
+    d4 = d - d % 4
     for u in range(U):
         Wu = W[u]
         vu = v[u]
@@ -311,53 +316,78 @@ def narrow_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tra
         for s0 in range(0, n, batch_size):
             m = min(batch_size, n - s0)
             scale = batch_size / m
+            m4 = m - m % 4
+            _gather(X, y, ycol, order[u, s0:s0 + m], Xb, yb)
             for i in range(m):
-                xr = X[order[u, s0 + i]]
-                for kk in range(K):
-                    wr = WT[kk]
-                    acc = 0.0
-                    for l in range(d):
-                        acc += xr[l] * wr[l]
-                    Z[i, kk] = acc
-            for i in range(m):
-                for kk in range(K):
-                    a, dz = _act(code, Z[i, kk])
-                    A[i, kk] = a
-                    Z[i, kk] = dz
-                row = order[u, s0 + i]
-                yi = X[row, ycol] if ycol >= 0 else y[row]
-                for g in range(G):
-                    r[i, g] = 0.0
+                xr = Xb[i]
+                for l in range(d):
+                    XbT[l, i] = xr[l]
+            for kk in range(K):
+                w = WT[kk]
+                zk = ZT[kk]
+                for i in range(m):
+                    zk[i] = 0.0
+                for l in range(0, d4, 4):
+                    w0, w1, w2, w3 = w[l], w[l + 1], w[l + 2], w[l + 3]
+                    x0, x1, x2, x3 = XbT[l], XbT[l + 1], XbT[l + 2], XbT[l + 3]
+                    for i in range(m):
+                        zk[i] = zk[i] + x0[i] * w0 + x1[i] * w1 + x2[i] * w2 + x3[i] * w3
+                for l in range(d4, d):
+                    w0 = w[l]
+                    x0 = XbT[l]
+                    for i in range(m):
+                        zk[i] = zk[i] + x0[i] * w0
+                ak = AT[kk]
+                if code == 0:
+                    for i in range(m):
+                        z = zk[i]
+                        p = z if not (z <= 0.0) else 0.0
+                        ak[i] = p * p
+                        zk[i] = 2.0 * p
+                else:
+                    for i in range(m):
+                        a, dz = _act(code, zk[i])
+                        ak[i] = a
+                        zk[i] = dz
+            for g in range(G):
+                rg = rT[g]
+                for i in range(m):
+                    rg[i] = 0.0
                 for j in range(k):
-                    for g in range(G):
-                        r[i, g] += A[i, j * G + g] * vu[j, g]
-                for g in range(G):
-                    r[i, g] -= yi
+                    aj = AT[j * G + g]
+                    vj = vu[j, g]
+                    for i in range(m):
+                        rg[i] += aj[i] * vj
+                for i in range(m):
+                    rg[i] -= yb[i]
             for j in range(k):
                 for g in range(G):
-                    cv[j * G + g] = (c[u, g] * scale) * vu[j, g]
-            for i in range(m):
-                for j in range(k):
-                    for g in range(G):
-                        kk = j * G + g
-                        Z[i, kk] = Z[i, kk] * cv[kk] * r[i, g]
-            gWT[:, :] = 0.0
-            for i in range(m):
-                xr = X[order[u, s0 + i]]
-                for kk in range(K):
-                    zk = Z[i, kk]
-                    gr = gWT[kk]
+                    zk = ZT[j * G + g]
+                    rg = rT[g]
+                    cvk = (c[u, g] * scale) * vu[j, g]
+                    for i in range(m):
+                        zk[i] = zk[i] * cvk * rg[i]
+            for kk in range(K):  # W -= X_bᵀ G, as rows of Wᵀ: four rows of the minibatch per pass
+                w = WT[kk]
+                gk = ZT[kk]
+                for i in range(0, m4, 4):
+                    g0, g1, g2, g3 = gk[i], gk[i + 1], gk[i + 2], gk[i + 3]
+                    x0, x1, x2, x3 = Xb[i], Xb[i + 1], Xb[i + 2], Xb[i + 3]
                     for l in range(d):
-                        gr[l] += xr[l] * zk
-            for kk in range(K):
-                for l in range(d):
-                    WT[kk, l] -= gWT[kk, l]
+                        w[l] = w[l] - x0[l] * g0 - x1[l] * g1 - x2[l] * g2 - x3[l] * g3
+                for i in range(m4, m):
+                    g0 = gk[i]
+                    x0 = Xb[i]
+                    for l in range(d):
+                        w[l] = w[l] - x0[l] * g0
             if train_v:
                 for j in range(k):
                     for g in range(G):
+                        aj = AT[j * G + g]
+                        rg = rT[g]
                         acc = 0.0
                         for i in range(m):
-                            acc += A[i, j * G + g] * r[i, g]
+                            acc += aj[i] * rg[i]
                         vu[j, g] -= acc * (vc[u, g] * scale)
             if use_mask:
                 Mu = mask[u]
@@ -384,12 +414,13 @@ _LOSS_ROWS = 64  # rows of a loss pass's chunk (its buffers stay in the L1 cache
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def _sq_errors(X, y, WT, vk, k, code, XcT, ZT, PT, ET):
+def _sq_errors(X, y, WT, vk, k, code, XcT, zk, PT, ET):
     """Add (ŷ − y)² of G models over the rows of X into ET (G, chunk), element by element.
 
-    Rows run innermost, ``chunk`` at a time: for each hidden unit, Z = Σ_l W_l X_l over a chunk of
-    rows (four features per pass), its activation, then ŷ = Σ_j v_j φ(Z_j) and the squared error
-    of each model -- every loop contiguous over the rows of the chunk.
+    Rows run innermost, ``chunk`` at a time: for each hidden unit (units in order), z = Σ_l W_l X_l
+    over a chunk of rows (four features per pass), its activation, and its term v_j φ(z) added to
+    the prediction of its model; then the squared error of each model -- every loop contiguous over
+    the rows of the chunk.
     """
     n, d = X.shape
     K = WT.shape[0]
@@ -404,7 +435,6 @@ def _sq_errors(X, y, WT, vk, k, code, XcT, ZT, PT, ET):
                 XcT[l, i] = xr[l]
         for kk in range(K):
             w = WT[kk]
-            zk = ZT[kk]
             for i in range(mc):
                 zk[i] = 0.0
             for l in range(0, d4, 4):
@@ -426,17 +456,17 @@ def _sq_errors(X, y, WT, vk, k, code, XcT, ZT, PT, ET):
                 for i in range(mc):
                     a, _ = _act(code, zk[i])
                     zk[i] = a
+            g = kk % G
+            pg = PT[g]
+            vj = vk[kk]
+            if kk < G:  # unit 0 of model g
+                for i in range(mc):
+                    pg[i] = zk[i] * vj
+            else:
+                for i in range(mc):
+                    pg[i] += zk[i] * vj
         for g in range(G):
             pg = PT[g]
-            a0 = ZT[g]
-            v0 = vk[g]
-            for i in range(mc):
-                pg[i] = a0[i] * v0
-            for j in range(1, k):
-                aj = ZT[j * G + g]
-                vj = vk[j * G + g]
-                for i in range(mc):
-                    pg[i] += aj[i] * vj
             eg = ET[g]
             for i in range(mc):
                 e = pg[i] - y[i0 + i]
@@ -488,7 +518,7 @@ def problem_losses(X, y, X_test, y_test, W, v, models, starts, code, out, out_te
                 vk[j * G + g] = v[b, j]
                 for l in range(d):
                     WT[j * G + g, l] = W[b, l, j]
-        ZT = np.empty((K, ch), dtype=dt)
+        zk = np.empty(ch, dtype=dt)
         PT = np.empty((G, ch), dtype=dt)
         ET = np.empty((G, ch), dtype=np.float64)
         for t in range(2):
@@ -499,7 +529,7 @@ def problem_losses(X, y, X_test, y_test, W, v, models, starts, code, out, out_te
             else:
                 break
             ET[:, :] = 0.0
-            _sq_errors(Xp, yp, WT, vk, k, code, XcT, ZT, PT, ET)
+            _sq_errors(Xp, yp, WT, vk, k, code, XcT, zk, PT, ET)
             for g in range(G):
                 acc = 0.0
                 for i in range(ch):
