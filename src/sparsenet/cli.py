@@ -80,10 +80,17 @@ def _add_run_options(p, *, default_scale):
                    help="after its own runs, wait up to SECONDS for runs that another process on the same "
                         "--out is computing (taking over those of a process that dies), so that the store and "
                         "report are complete; 0 leaves them to that process (default: inf, wait until done)")
+    _add_svg_option(p)
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", type=_scheduler_address,
                    help="run on Dask instead of the local pool: a scheduler address (tcp://HOST:8786) or "
                         "local:N (a LocalCluster of N worker processes); needs pip install \"sparsenet[dask]\" "
                         "(default: off, local process pool; --jobs is then ignored)")
+
+
+def _add_svg_option(p):
+    p.add_argument("--svg", action="store_true",
+                   help="also write every figure as SVG (about doubles the figures' time; the report uses the PNGs) "
+                        "(default: PNG only)")
 
 
 # Commands of the estimator (sparsenet.cli_model), registered by name alone unless one of them runs,
@@ -127,6 +134,10 @@ def build_parser(argv=None):
     p = sub.add_parser("report", help="write figures and REPORT.md/REPORT.html from a results folder",
                        description="Rebuild figures and the report from the store of DIR alone (nothing is rerun).")
     p.add_argument("out", metavar="DIR", help="a results folder written by reproduce or run")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help=f"processes drawing the figures; 1 draws in this process (default: all cores, here "
+                        f"{_jobs_default()})")
+    _add_svg_option(p)
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("list", help="list the shipped experiments",
@@ -230,7 +241,7 @@ def _cmd_reproduce(args):
     t_report = time.perf_counter()
     # The report's header states the time spent computing runs; a resumed call that computed none has none.
     _write_report(args.out, _records(configs, args.out), scale=args.scale,
-                  wall_time=(t_report - start) if result.done else None)
+                  wall_time=(t_report - start) if result.done else None, jobs=args.jobs, svg=args.svg)
     _print_breakdown(result, runs_s=t_report - start, report_s=time.perf_counter() - t_report,
                      total_s=time.perf_counter() - start)
     return 1 if _out_of_memory(result) else 0
@@ -256,7 +267,7 @@ def _cmd_run(args):
     if result.interrupted:
         return 130
     if args.report:
-        _write_report(args.out, _records(configs, args.out), scale=args.scale)
+        _write_report(args.out, _records(configs, args.out), scale=args.scale, jobs=args.jobs, svg=args.svg)
     # Failed runs are results too (stored with their error, listed above), unless they ran out of memory.
     return 1 if _out_of_memory(result) else 0
 
@@ -280,7 +291,7 @@ def _cmd_report(args):
         configs.sort(key=lambda c: (c.figure is None, c.figure or 0, c.name))
         experiments = [(c, store.records(c)) for c in configs]
     scales = sorted({c.scale for c in configs})
-    _write_report(args.out, experiments, scale=", ".join(scales) or None)
+    _write_report(args.out, experiments, scale=", ".join(scales) or None, jobs=args.jobs, svg=args.svg)
     return 0
 
 
