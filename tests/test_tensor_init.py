@@ -10,7 +10,7 @@ import pytest
 from sparsenet.activations import ACTIVATIONS, get_activation
 from sparsenet.data import make_planted
 from sparsenet.metrics import recovery_error
-from sparsenet.moments import hermite_contract
+from sparsenet.moments import hermite_contract, symmetrize
 from sparsenet.tensor_init import tensor_init
 
 # The package re-exports the function under the module's name, so fetch the module itself.
@@ -403,3 +403,64 @@ def test_order4_bit_identical_across_processes():
         out = subprocess.run([sys.executable, "-c", _DET_SCRIPT.format(act="relu", salt=salt)], env=env,
                              capture_output=True, text=True, check=True, timeout=120)
         assert out.stdout.strip() == here, f"process with PYTHONHASHSEED={hashseed} gave other bits"
+
+
+# ------------------------------------------------------------------------------------------------
+# Compiled loops (sparsenet._tensor_kernels) against the numpy reference
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_als_equals_numpy_als(seed):
+    """Compiled sweeps = numpy sweeps up to rounding, on noisy tensors (ALS runs many sweeps there)."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(seed)
+    k = 3 + seed % 4
+    _, _, T = _planted_factors(rng, k=k, order=3)
+    T = symmetrize(T + 0.05 * rng.standard_normal(T.shape))
+    starts = np.concatenate([ti._jennrich(T, rng)[:1], ti._random_orthogonal(rng, 2, k)])
+    ref = ti._als(T, starts, compiled=False)
+    out = ti._als(T, starts)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(ti._als(T, starts), out)  # same bits run to run
+    # The fit that the sweeps minimize is the same (an independent check of the compiled update).
+    _, rel_ref = ti._fit_weights(T, ref)
+    _, rel_out = ti._fit_weights(T, out)
+    np.testing.assert_allclose(rel_out, rel_ref, rtol=1e-6)
+
+
+def test_compiled_als_falls_back_on_a_non_finite_tensor():
+    T = np.full((3, 3, 3), np.nan)
+    starts = ti._random_orthogonal(np.random.default_rng(0), 2, 3)
+    out = ti._als(T, starts)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ti._als(T, starts, compiled=False)))
+
+
+@pytest.mark.parametrize("seed, d, k", [(0, 20, 5), (1, 10, 3), (2, 40, 5), (3, 8, 6)])
+def test_compiled_power_method_equals_numpy_loop(seed, d, k):
+    """The compiled PowerMethod iterates run the numpy loop's LAPACK/BLAS calls: the same bits here."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((d, k))
+    P2 = W @ np.diag(rng.uniform(-2, 2, k)) @ W.T + 0.05 * rng.standard_normal((d, d))
+    P2 = (P2 + P2.T) / 2
+    shift = 3 * np.linalg.norm(P2, 2)
+    ref = ti._shifted_power(lambda M: P2 @ M, d, k, np.random.default_rng(seed), shift, matrix=P2, compiled=False)
+    out = ti._shifted_power(lambda M: P2 @ M, d, k, np.random.default_rng(seed), shift, matrix=P2)
+    assert out[3] == ref[3]  # the same stopping iteration
+    np.testing.assert_allclose(out[0], ref[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-12)
+
+
+def test_batched_jennrich_equals_one_pair_at_a_time():
+    rng = np.random.default_rng(5)
+    _, _, T = _planted_factors(rng, k=5, order=3)
+    T = symmetrize(T + 0.05 * rng.standard_normal(T.shape))
+    out = ti._jennrich(T, np.random.default_rng(9))
+    ab = np.random.default_rng(9).standard_normal((2, ti._N_JENNRICH, 5))
+    ref = []
+    for a, b in zip(*ab):
+        Ta, Tb = np.einsum("abc,c->ab", T, a), np.einsum("abc,c->ab", T, b)
+        vec = np.real(np.linalg.eig(np.linalg.solve(Tb.T, Ta.T).T)[1])
+        ref.append(vec / np.linalg.norm(vec, axis=0))
+    # Same eigenvectors up to rounding (the slices are formed by another product here).
+    for U, R in zip(out, ref):
+        assert _column_match_error(U, R) < 1e-8

@@ -181,13 +181,16 @@ def _top_abs_eig(P2, k):
     return vec[:, :k], lam[: k + 1], gap
 
 
-def _shifted_power(matvec, d, k, rng, shift, max_iter=_MAX_POWER_ITER, tol=1e-10, matrix=None, block=10):
+def _shifted_power(matvec, d, k, rng, shift, max_iter=_MAX_POWER_ITER, tol=1e-10, matrix=None, block=10,
+                   compiled=True):
     """Paper's PowerMethod: subspace iteration on C + P2 and C − P2, then keep the k largest |λ|.
 
     With an explicit ``matrix`` (= P2) the iteration applies (C ± P2)^block between QR steps: the
     same orthonormal columns as ``block`` single steps (QR of A^m V_0 = product of the single-step
     QRs), at a tenth of the cost. The eigenvalues of (C ± P2)/(4C/3) lie in [1/2, 1] for
-    C = 3||P2||, so the powers neither overflow nor lose the spectrum.
+    C = 3||P2||, so the powers neither overflow nor lose the spectrum. That loop runs in compiled
+    code (:func:`sparsenet._tensor_kernels.power_blocks`) unless numba is missing or ``compiled``
+    is False.
     """
     V = np.linalg.qr(rng.standard_normal((2, d, k)))[0]
     if matrix is not None and shift > 0:
@@ -204,7 +207,16 @@ def _shifted_power(matvec, d, k, rng, shift, max_iter=_MAX_POWER_ITER, tol=1e-10
             PV = matvec(np.concatenate([V[0], V[1]], axis=1))
             return np.stack([shift * V[0] + PV[:, :k], shift * V[1] - PV[:, k:]])
     n_iter = max_iter
-    for t in range(-(-max_iter // block)):
+    n_blocks = -(-max_iter // block)
+    if matrix is not None and shift > 0 and compiled:
+        try:
+            from . import _tensor_kernels
+
+            Vc, t = _tensor_kernels.power_blocks(np.ascontiguousarray(A), np.ascontiguousarray(V), n_blocks, tol)
+            V, n_iter, n_blocks = Vc, (t * block if t > 0 else max_iter), 0
+        except Exception:  # noqa: BLE001 - numba missing or a failed factorization: the numpy loop
+            pass
+    for t in range(n_blocks):
         new = np.linalg.qr(step(V))[0]
         # Projector change ||V_t V_tᵀ − V_{t−1} V_{t−1}ᵀ||_F, without forming d×d matrices.
         overlap = np.einsum("sdi,sdj->sij", new, V)
@@ -280,6 +292,12 @@ def _jennrich(T3, rng, n_pairs=_N_JENNRICH):
     Ta = (T3.reshape(k * k, k) @ ab[0].T).T.reshape(n_pairs, k, k)
     Tb = (T3.reshape(k * k, k) @ ab[1].T).T.reshape(n_pairs, k, k)
     good = np.abs(np.linalg.det(Tb)) > 1e-300
+    if np.all(good):
+        try:  # all pairs at once (the same LAPACK calls per pair as the loop below)
+            M = np.linalg.solve(Tb.transpose(0, 2, 1), Ta.transpose(0, 2, 1)).transpose(0, 2, 1)
+            return _normalize_columns(np.real(np.linalg.eig(M)[1]))
+        except np.linalg.LinAlgError:
+            pass
     out = np.empty((n_pairs, k, k))
     for p in range(n_pairs):
         if not good[p]:
@@ -293,13 +311,39 @@ def _jennrich(T3, rng, n_pairs=_N_JENNRICH):
     return _normalize_columns(out)
 
 
-def _als(T, starts, max_sweeps=_MAX_ALS_SWEEPS, tol=1e-8, ridge=1e-10):
+def _als(T, starts, max_sweeps=_MAX_ALS_SWEEPS, tol=1e-8, ridge=1e-10, compiled=True):
     """Non-symmetric CP-ALS from a batch of starts (S, k, k), then symmetrized unit columns.
 
-    Each update is the normal equation of one unfolding, A = T_(1) (C ⊙ B) ((BᵀB) * (CᵀC))⁻¹,
-    formed with one batched matmul (O(S·k⁴) BLAS flops per sweep); the fit uses the residual of
-    the first unfolding. Stops when the relative fit of every start changes by less than ``tol``.
+    Each update is the normal equation of one unfolding, A = T_(1) (C ⊙ B) ((BᵀB) * (CᵀC))⁻¹;
+    the fit uses the residual of the first unfolding. Stops when the relative fit of every start
+    changes by less than ``tol``. The sweeps run in compiled code (:mod:`sparsenet._tensor_kernels`,
+    equal to :func:`_als_sweeps_numpy` up to rounding) unless numba is missing or ``compiled`` is
+    False; a failure there (e.g. a non-finite tensor) reruns them in numpy.
     """
+    A = B = C = None
+    if compiled:
+        try:
+            from . import _tensor_kernels
+
+            T = np.asarray(T, dtype=float)
+            A, B, C = (np.array(starts, dtype=float) for _ in range(3))
+            _tensor_kernels.als_sweeps(np.ascontiguousarray(T), np.ascontiguousarray(T.transpose(1, 0, 2)),
+                                       np.ascontiguousarray(T.transpose(2, 0, 1)), A, B, C, int(max_sweeps),
+                                       float(tol), float(ridge))
+        except Exception:  # noqa: BLE001 - numba missing, or a non-finite / singular system: numpy path
+            A = None
+    if A is None:
+        A, B, C = _als_sweeps_numpy(T, starts, max_sweeps, tol, ridge)
+    A, B, C = _normalize_columns(A), _normalize_columns(B), _normalize_columns(C)
+    sb = np.sign(np.sum(A * B, axis=1, keepdims=True))
+    sc = np.sign(np.sum(A * C, axis=1, keepdims=True))
+    sb[sb == 0] = 1
+    sc[sc == 0] = 1
+    return _normalize_columns(A + sb * B + sc * C)
+
+
+def _als_sweeps_numpy(T, starts, max_sweeps, tol, ridge):
+    """The ALS sweeps of :func:`_als` in numpy (the reference): one batched matmul per update."""
     k = T.shape[0]
     A = starts.copy()
     B = starts.copy()
@@ -323,12 +367,7 @@ def _als(T, starts, max_sweeps=_MAX_ALS_SWEEPS, tol=1e-8, ridge=1e-10):
         if prev is not None and np.max(np.abs(prev - fit)) < tol:
             break
         prev = fit
-    A, B, C = _normalize_columns(A), _normalize_columns(B), _normalize_columns(C)
-    sb = np.sign(np.sum(A * B, axis=1, keepdims=True))
-    sc = np.sign(np.sum(A * C, axis=1, keepdims=True))
-    sb[sb == 0] = 1
-    sc[sc == 0] = 1
-    return _normalize_columns(A + sb * B + sc * C)
+    return A, B, C
 
 
 def _random_orthogonal(rng, n, k):
