@@ -88,12 +88,37 @@ def _gather(X, y, ycol, rows, Xb, yb):
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
 def _xw(Xb, m, W, Z):
-    """``Z[:m] = Xb[:m] W``: per row of Z, one pass over its columns for every four features (four
-    rank-one updates fused: five loads and one store per four FMAs, contiguous, vectorized)."""
+    """``Z[:m] = Xb[:m] W``: two rows of Z at a time, one pass over their columns for every four
+    features (eight fused rank-one updates: six loads and two stores per eight FMAs, contiguous,
+    vectorized).  Each element is the same chain of FMAs over l = 0, 1, ..., d − 1."""
     d = Xb.shape[1]
     Kp = Z.shape[1]
     d4 = d - d % 4
-    for i in range(m):
+    m2 = m - m % 2
+    for i in range(0, m2, 2):
+        xa = Xb[i]
+        xb = Xb[i + 1]
+        za = Z[i]
+        zb = Z[i + 1]
+        for kk in range(Kp):
+            za[kk] = 0.0
+            zb[kk] = 0.0
+        for l in range(0, d4, 4):
+            a0, a1, a2, a3 = xa[l], xa[l + 1], xa[l + 2], xa[l + 3]
+            b0, b1, b2, b3 = xb[l], xb[l + 1], xb[l + 2], xb[l + 3]
+            w0, w1, w2, w3 = W[l], W[l + 1], W[l + 2], W[l + 3]
+            for kk in range(Kp):
+                u0, u1, u2, u3 = w0[kk], w1[kk], w2[kk], w3[kk]
+                za[kk] = za[kk] + a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
+                zb[kk] = zb[kk] + b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
+        for l in range(d4, d):
+            a0 = xa[l]
+            b0 = xb[l]
+            w0 = W[l]
+            for kk in range(Kp):
+                za[kk] = za[kk] + a0 * w0[kk]
+                zb[kk] = zb[kk] + b0 * w0[kk]
+    for i in range(m2, m):
         xr = Xb[i]
         zi = Z[i]
         for kk in range(Kp):
@@ -112,12 +137,33 @@ def _xw(Xb, m, W, Z):
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
 def _w_minus_xtg(W, XbT, m, Gz):
-    """``W -= Xbᵀ Gz`` (over the first m rows): per row of W, one pass for every four rows of the
-    minibatch (the sum over rows runs left to right, one FMA each)."""
+    """``W -= Xbᵀ Gz`` (over the first m rows): two rows of W at a time, one pass for every four
+    rows of the minibatch (each element: W − x_0 g_0 − x_1 g_1 − ..., one FMA per row, in order)."""
     d = W.shape[0]
     Kp = W.shape[1]
     m4 = m - m % 4
-    for l in range(d):
+    d2 = d - d % 2
+    for l in range(0, d2, 2):
+        wa = W[l]
+        wb = W[l + 1]
+        xa = XbT[l]
+        xb = XbT[l + 1]
+        for i in range(0, m4, 4):
+            a0, a1, a2, a3 = xa[i], xa[i + 1], xa[i + 2], xa[i + 3]
+            b0, b1, b2, b3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
+            g0, g1, g2, g3 = Gz[i], Gz[i + 1], Gz[i + 2], Gz[i + 3]
+            for kk in range(Kp):
+                h0, h1, h2, h3 = g0[kk], g1[kk], g2[kk], g3[kk]
+                wa[kk] = wa[kk] - a0 * h0 - a1 * h1 - a2 * h2 - a3 * h3
+                wb[kk] = wb[kk] - b0 * h0 - b1 * h1 - b2 * h2 - b3 * h3
+        for i in range(m4, m):
+            a0 = xa[i]
+            b0 = xb[i]
+            g0 = Gz[i]
+            for kk in range(Kp):
+                wa[kk] = wa[kk] - a0 * g0[kk]
+                wb[kk] = wb[kk] - b0 * g0[kk]
+    for l in range(d2, d):
         wl = W[l]
         xl = XbT[l]
         for i in range(0, m4, 4):
@@ -414,57 +460,73 @@ _LOSS_ROWS = 64  # rows of a loss pass's chunk (its buffers stay in the L1 cache
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def _sq_errors(X, y, WT, vk, k, code, XcT, zk, PT, ET):
+def _unit_terms(zk, mc, code, pg, vj, first):
+    """φ of one unit's pre-activations over a chunk, times v_j, into (``first``) or onto its model's
+    predictions ``pg``."""
+    if code == 0:
+        for i in range(mc):
+            z = zk[i]
+            p = z if not (z <= 0.0) else 0.0
+            zk[i] = p * p
+    else:
+        for i in range(mc):
+            a, _ = _act(code, zk[i])
+            zk[i] = a
+    if first:
+        for i in range(mc):
+            pg[i] = zk[i] * vj
+    else:
+        for i in range(mc):
+            pg[i] += zk[i] * vj
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _sq_errors(X, y, WT, vk, k, code, XcT, Zc, PT, ET):
     """Add (ŷ − y)² of G models over the rows of X into ET (G, chunk), element by element.
 
-    Rows run innermost, ``chunk`` at a time: for each hidden unit (units in order), z = Σ_l W_l X_l
-    over a chunk of rows (four features per pass), its activation, and its term v_j φ(z) added to
-    the prediction of its model; then the squared error of each model -- every loop contiguous over
-    the rows of the chunk.
+    Rows run innermost, ``chunk`` at a time: for two hidden units at a time (units in order),
+    z = Σ_l W_l X_l over a chunk of rows (four features per pass, the same FMA chain over l as the
+    epochs), its activation, and its term v_j φ(z) added to the prediction of its model; then the
+    squared error of each model -- every loop contiguous over the rows of the chunk.
     """
     n, d = X.shape
     K = WT.shape[0]
     G = K // k
     ch = XcT.shape[1]
     d4 = d - d % 4
+    za = Zc[0]
+    zb = Zc[1]
     for i0 in range(0, n, ch):
         mc = min(ch, n - i0)
         for i in range(mc):
             xr = X[i0 + i]
             for l in range(d):
                 XcT[l, i] = xr[l]
-        for kk in range(K):
-            w = WT[kk]
+        for kk in range(0, K, 2):
+            two = kk + 1 < K
+            wa = WT[kk]
+            wb = WT[kk + 1] if two else WT[kk]
             for i in range(mc):
-                zk[i] = 0.0
+                za[i] = 0.0
+                zb[i] = 0.0
             for l in range(0, d4, 4):
-                w0, w1, w2, w3 = w[l], w[l + 1], w[l + 2], w[l + 3]
+                a0, a1, a2, a3 = wa[l], wa[l + 1], wa[l + 2], wa[l + 3]
+                b0, b1, b2, b3 = wb[l], wb[l + 1], wb[l + 2], wb[l + 3]
                 x0, x1, x2, x3 = XcT[l], XcT[l + 1], XcT[l + 2], XcT[l + 3]
                 for i in range(mc):
-                    zk[i] = zk[i] + x0[i] * w0 + x1[i] * w1 + x2[i] * w2 + x3[i] * w3
+                    u0, u1, u2, u3 = x0[i], x1[i], x2[i], x3[i]
+                    za[i] = za[i] + u0 * a0 + u1 * a1 + u2 * a2 + u3 * a3
+                    zb[i] = zb[i] + u0 * b0 + u1 * b1 + u2 * b2 + u3 * b3
             for l in range(d4, d):
-                w0 = w[l]
+                a0 = wa[l]
+                b0 = wb[l]
                 x0 = XcT[l]
                 for i in range(mc):
-                    zk[i] = zk[i] + x0[i] * w0
-            if code == 0:
-                for i in range(mc):
-                    z = zk[i]
-                    p = z if not (z <= 0.0) else 0.0
-                    zk[i] = p * p
-            else:
-                for i in range(mc):
-                    a, _ = _act(code, zk[i])
-                    zk[i] = a
-            g = kk % G
-            pg = PT[g]
-            vj = vk[kk]
-            if kk < G:  # unit 0 of model g
-                for i in range(mc):
-                    pg[i] = zk[i] * vj
-            else:
-                for i in range(mc):
-                    pg[i] += zk[i] * vj
+                    za[i] = za[i] + x0[i] * a0
+                    zb[i] = zb[i] + x0[i] * b0
+            _unit_terms(za, mc, code, PT[kk % G], vk[kk], kk < G)
+            if two:
+                _unit_terms(zb, mc, code, PT[(kk + 1) % G], vk[kk + 1], kk + 1 < G)
         for g in range(G):
             pg = PT[g]
             eg = ET[g]
@@ -518,7 +580,7 @@ def problem_losses(X, y, X_test, y_test, W, v, models, starts, code, out, out_te
                 vk[j * G + g] = v[b, j]
                 for l in range(d):
                     WT[j * G + g, l] = W[b, l, j]
-        zk = np.empty(ch, dtype=dt)
+        Zc = np.empty((2, ch), dtype=dt)
         PT = np.empty((G, ch), dtype=dt)
         ET = np.empty((G, ch), dtype=np.float64)
         for t in range(2):
@@ -529,7 +591,7 @@ def problem_losses(X, y, X_test, y_test, W, v, models, starts, code, out, out_te
             else:
                 break
             ET[:, :] = 0.0
-            _sq_errors(Xp, yp, WT, vk, k, code, XcT, zk, PT, ET)
+            _sq_errors(Xp, yp, WT, vk, k, code, XcT, Zc, PT, ET)
             for g in range(G):
                 acc = 0.0
                 for i in range(ch):
