@@ -292,6 +292,12 @@ def test_run_jointly_refuses_programs_on_different_streams(tiny_problem, init):
     progs = _programs(p, *init, np.random.default_rng(4))[:1] + _programs(p, *init, np.random.default_rng(4))[:1]
     with pytest.raises(ValueError, match="one random_state Generator"):
         run_jointly(progs)
+    W0, v0 = init
+    stream = np.random.default_rng(4)
+    two = prune_finetune.program(p.X, p.y, np.stack([W0, W0]), np.stack([v0, v0]), n_nonzero=3, epochs=2,
+                                 random_state=[stream, stream])  # alone: two orders per epoch from the stream
+    with pytest.raises(ValueError, match="one model each"):
+        run_jointly([two, _programs(p, W0, v0, stream)[0]])
 
 
 def _staged_config(lr_imp):

@@ -309,8 +309,8 @@ def run_jointly(programs):
     programs : list of (trainer, program)
         From ``prune_finetune.program(...)``, ``iterative_magnitude_pruning.program(...)`` or
         ``iht_refit.program(...)``, all with the same X, y, common options (``batch_size``,
-        ``activation``, test set, ``dtype``, ``on_divergence``, ``chunk_size``) and the same
-        ``random_state`` Generator object (one model each, or models sharing that one stream).
+        ``activation``, test set, ``dtype``, ``on_divergence``, ``chunk_size``), one model each, and the
+        same ``random_state`` Generator object.
 
     Returns
     -------
@@ -334,8 +334,8 @@ def run_jointly(programs):
         if not all(_same(a, b) for a, b in [(tr.X, first.X), (tr.y, first.y)] + [(tr.kw[k], common[k])
                                                                                 for k in _JOINT_KEYS]):
             raise ValueError("run_jointly needs programs on one data set with the same common options.")
-        if any(r is not trainers[0].rngs[0] for r in tr.rngs):
-            raise ValueError("run_jointly needs programs sharing one random_state Generator.")
+        if len(tr.rngs) != 1 or tr.rngs[0] is not first.rngs[0]:
+            raise ValueError("run_jointly needs programs of one model each sharing one random_state Generator.")
     stage, done, results = {}, {}, {}
 
     def advance(i, sent):
