@@ -617,7 +617,9 @@ def l1_prox(X, y, W0, v0, *, n_nonzero=None, alpha=None, epochs=25, alpha_range=
     -----
     The selection uses the training data only: the number of non-zeros of each trained candidate.
     Among all candidates the one with ``|nnz − n_nonzero|`` smallest wins (ties: smaller α, less
-    shrinkage). Each candidate is trained with the same minibatch stream as the returned model, so
+    shrinkage). Each candidate is trained with the same minibatch stream as the returned model (common
+    random numbers: the candidates of one model form one order group of
+    :func:`sparsenet.train.train_iht_batched`, so each step gathers one minibatch for all of them), and
     ``l1_prox(..., alpha=result.info["alpha"], random_state=same)`` reproduces the result exactly.
     The non-zero count need not reach the target exactly; ``info["nnz"]`` reports what was reached.
 
