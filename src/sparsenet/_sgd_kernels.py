@@ -136,7 +136,7 @@ def _xw(Xb, m, W, Z):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
-def _w_minus_xtg(W, XbT, m, Gz):
+def _w_minus_xtg(W, Xb, m, Gz):
     """``W -= Xbᵀ Gz`` (over the first m rows): two rows of W at a time, one pass for every four
     rows of the minibatch (each element: W − x_0 g_0 − x_1 g_1 − ..., one FMA per row, in order)."""
     d = W.shape[0]
@@ -146,33 +146,30 @@ def _w_minus_xtg(W, XbT, m, Gz):
     for l in range(0, d2, 2):
         wa = W[l]
         wb = W[l + 1]
-        xa = XbT[l]
-        xb = XbT[l + 1]
         for i in range(0, m4, 4):
-            a0, a1, a2, a3 = xa[i], xa[i + 1], xa[i + 2], xa[i + 3]
-            b0, b1, b2, b3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
+            a0, a1, a2, a3 = Xb[i, l], Xb[i + 1, l], Xb[i + 2, l], Xb[i + 3, l]
+            b0, b1, b2, b3 = Xb[i, l + 1], Xb[i + 1, l + 1], Xb[i + 2, l + 1], Xb[i + 3, l + 1]
             g0, g1, g2, g3 = Gz[i], Gz[i + 1], Gz[i + 2], Gz[i + 3]
             for kk in range(Kp):
                 h0, h1, h2, h3 = g0[kk], g1[kk], g2[kk], g3[kk]
                 wa[kk] = wa[kk] - a0 * h0 - a1 * h1 - a2 * h2 - a3 * h3
                 wb[kk] = wb[kk] - b0 * h0 - b1 * h1 - b2 * h2 - b3 * h3
         for i in range(m4, m):
-            a0 = xa[i]
-            b0 = xb[i]
+            a0 = Xb[i, l]
+            b0 = Xb[i, l + 1]
             g0 = Gz[i]
             for kk in range(Kp):
                 wa[kk] = wa[kk] - a0 * g0[kk]
                 wb[kk] = wb[kk] - b0 * g0[kk]
     for l in range(d2, d):
         wl = W[l]
-        xl = XbT[l]
         for i in range(0, m4, 4):
-            x0, x1, x2, x3 = xl[i], xl[i + 1], xl[i + 2], xl[i + 3]
+            x0, x1, x2, x3 = Xb[i, l], Xb[i + 1, l], Xb[i + 2, l], Xb[i + 3, l]
             g0, g1, g2, g3 = Gz[i], Gz[i + 1], Gz[i + 2], Gz[i + 3]
             for kk in range(Kp):
                 wl[kk] = wl[kk] - x0 * g0[kk] - x1 * g1[kk] - x2 * g2[kk] - x3 * g3[kk]
         for i in range(m4, m):
-            x0 = xl[i]
+            x0 = Xb[i, l]
             g0 = Gz[i]
             for kk in range(Kp):
                 wl[kk] = wl[kk] - x0 * g0[kk]
@@ -219,7 +216,6 @@ def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tr
     dt = W.dtype
     Xb = np.empty((batch_size, d), dtype=dt)  # the current minibatch
     Xn = np.empty((batch_size, d), dtype=dt)  # the next one
-    XbT = np.empty((d, batch_size), dtype=dt)
     yb = np.empty(batch_size, dtype=dt)
     yn = np.empty(batch_size, dtype=dt)
     Z = np.zeros((batch_size, Kp), dtype=dt)  # X_b W, then φ'(Z), then the backward factor
@@ -246,10 +242,6 @@ def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tr
             s1 = s0 + batch_size
             if s1 < n:
                 _gather(X, y, ycol, order[u, s1:min(s1 + batch_size, n)], Xn, yn)
-            for i in range(m):
-                xr = Xb[i]
-                for l in range(d):
-                    XbT[l, i] = xr[l]
             for j in range(k):
                 for g in range(G):
                     cv[j * G + g] = (c[u, g] * scale) * vu[j, g]
@@ -284,9 +276,10 @@ def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tr
                     cj = cv[j * G:]
                     for g in range(G):
                         zj[g] = zj[g] * cj[g] * ri[g]
-                for kk in range(K, Kp):  # padding columns contribute nothing
-                    zi[kk] = 0.0
-            _w_minus_xtg(Wu, XbT, m, Z)  # backward: W -= X_bᵀ G
+                if code != 0:  # padding columns contribute nothing (relu2: φ'(0) = 0 already)
+                    for kk in range(K, Kp):
+                        zi[kk] = 0.0
+            _w_minus_xtg(Wu, Xb, m, Z)  # backward: W -= X_bᵀ G
             if train_v:
                 for kk in range(K):
                     gv[kk] = 0.0
