@@ -187,3 +187,27 @@ def test_problem_losses_equal_the_direct_formula(name):
     K.problem_losses(X, y, Xt[:0], yt[:0], W[3:4], v[3:4], np.zeros(1, dtype=np.intp), np.array([0, 0, 0, 1]),
                      K.ACTIVATION_CODES[name], alone, alone)
     assert alone[0] == out[3]
+
+
+@pytest.mark.parametrize("d, k, G, n, batch", [(1, 1, 1, 30, 1), (3, 2, 1, 50, 7), (6, 3, 5, 41, 3),
+                                               (13, 5, 13, 47, 6), (5, 4, 17, 33, 20), (9, 1, 70, 25, 4)])
+def test_compiled_equals_numpy_at_edge_shapes(d, k, G, n, batch, monkeypatch):
+    # Remainders of every blocked loop: d not a multiple of 4, odd unit counts (narrow kernel),
+    # odd/short batches and a last partial batch, k·G of 1 (narrow) up to 70 (grouped, padded).
+    rng = np.random.default_rng(d * 100 + G)
+    X, y = rng.normal(size=(2, n, d)), rng.normal(size=(2, n))
+    di = np.repeat(np.arange(2), G)
+    W0, v0 = 0.3 * rng.normal(size=(2 * G, d, k)), rng.normal(size=(2 * G, k))
+    out = {}
+    for mode in ("numpy", "compiled"):
+        monkeypatch.setattr(train, "_KERNELS", mode)
+        out[mode] = train.train_iht_batched(
+            X, y, W0, v0, sparsifiers=Threshold(0.01), epochs=4, batch_size=batch, pretrain_epochs=1, train_v=True,
+            data_index=di, X_test=X[:, :5], y_test=y[:, :5], order_groups=di,
+            random_states=[np.random.default_rng(int(p)) for p in di])
+    ref, got = out["numpy"], out["compiled"]
+    assert np.any(ref.W != W0)
+    _close(ref.W, got.W)
+    _close(ref.v, got.v)
+    _close(ref.history["train_loss"], got.history["train_loss"])
+    _close(ref.history["test_loss"], got.history["test_loss"])
