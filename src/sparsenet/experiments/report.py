@@ -20,7 +20,7 @@ from pathlib import Path
 from sparsenet.experiments.aggregate import _get, config_field
 from sparsenet.experiments.claims import ALPHA, evaluate_claims, methods_text
 from sparsenet.experiments.document import Bullets, Heading, Paragraph, Table, to_html, to_markdown, write_atomic
-from sparsenet.experiments.sections import build_section
+from sparsenet.experiments.sections import build_section, figure_blocks
 
 __all__ = ["write_report", "summary_rows", "summary_table_of", "SUMMARY_HEADER"]
 
@@ -83,11 +83,12 @@ def _package_version() -> str:
             return "unknown"
 
 
-_SECTION_TASKS: list = []  # (config, records, fig_dir, verdicts, svg) of the running _build_sections
+_FIGURE_TASKS: list = []  # (config, records, fig_dir, svg) of the running _draw_figures
 
 
-def _section_task(i: int) -> list:
-    return build_section(*_SECTION_TASKS[i][:4], svg=_SECTION_TASKS[i][4])
+def _figure_task(i: int) -> list:
+    config, records, fig_dir, svg = _FIGURE_TASKS[i]
+    return figure_blocks(config, records, fig_dir, svg=svg)
 
 
 def _default_jobs() -> int:
@@ -98,14 +99,15 @@ def _default_jobs() -> int:
     return max(1, min(n, 8))
 
 
-def _build_sections(tasks, jobs: int | None, start_method: str = "fork") -> list[list]:
-    """Every experiment's section, in order; drawn by ``jobs`` processes when > 1.
+def _draw_figures(tasks, jobs: int | None, meanwhile, start_method: str = "fork"):
+    """Every experiment's figure blocks, in order, drawn by ``jobs`` processes when > 1; returns
+    ``(figures, meanwhile())``.
 
-    Drawing the figures is nearly all of the report's time, and the figures are independent: each
-    process builds whole sections (figure and tables) from the records and the verdicts decided
-    beforehand for the whole report, and only the blocks travel back. The processes are forked
-    after this one has imported the plotting modules, so that no worker imports matplotlib again
-    (a spawned one pays ~1-2 s of CPU for it); where fork is unavailable the sections are built here.
+    Drawing is nearly all of the report's time, and the figures are independent of each other and
+    of the verdicts: ``meanwhile`` (deciding the claims) runs in this process while the workers draw.
+    The workers are forked after this process has imported the plotting modules, so that none of
+    them imports matplotlib again (a spawned one pays ~1-2 s of CPU for it); where fork is
+    unavailable, or with ``jobs`` = 1, everything runs here, one after the other.
     """
     jobs = _default_jobs() if jobs is None else max(1, int(jobs))
     jobs = min(jobs, len(tasks))
@@ -113,17 +115,20 @@ def _build_sections(tasks, jobs: int | None, start_method: str = "fork") -> list
         import sparsenet.experiments.plot_contours  # noqa: F401  (imported once, before the fork)
         import sparsenet.experiments.plots  # noqa: F401
 
-        global _SECTION_TASKS
-        _SECTION_TASKS = tasks
+        global _FIGURE_TASKS
+        _FIGURE_TASKS = tasks
         try:
             with mp.get_context(start_method).Pool(jobs) as pool:
-                # the costliest sections (most records) first, so no process idles at the end
+                # the costliest figures (most records) first, so no process idles at the end
                 order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i][1]))
-                done = dict(zip(order, pool.map(_section_task, order, chunksize=1)))
-            return [done[i] for i in range(len(tasks))]
+                pending = pool.map_async(_figure_task, order, chunksize=1)
+                result = meanwhile()
+                done = dict(zip(order, pending.get()))
+            return [done[i] for i in range(len(tasks))], result
         finally:
-            _SECTION_TASKS = []
-    return [build_section(*task[:4], svg=task[4]) for task in tasks]
+            _FIGURE_TASKS = []
+    result = meanwhile()
+    return [figure_blocks(*task[:3], svg=task[3]) for task in tasks], result
 
 
 def write_report(out_dir, experiments, *, date=None, version: str | None = None,
@@ -166,7 +171,8 @@ def write_report(out_dir, experiments, *, date=None, version: str | None = None,
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     experiments = [(config, list(records)) for config, records in experiments]
-    decided = evaluate_claims(experiments)
+    figures, decided = _draw_figures([(config, records, fig_dir, svg) for config, records in experiments],
+                                     jobs, lambda: evaluate_claims(experiments))
     header = [f"**Date:** {date or _dt.date.today().isoformat()}",
               f"**sparsenet version:** {version or _package_version()}"]
     if scale is not None:
@@ -180,15 +186,12 @@ def write_report(out_dir, experiments, *, date=None, version: str | None = None,
                               "**report** — the report's own code path (v fixed to v*, paper "
                               "sample split, no sparsification after the last epoch).")]
     blocks += _summary_blocks(decided)
-    tasks = []
-    for config, records in experiments:
+    for (config, records), images in zip(experiments, figures):
         mine: dict = {}
         for c, claim, protocol, v in decided:
             if c is config:
                 mine.setdefault(id(claim), (claim, {}))[1][protocol] = v
-        tasks.append((config, records, fig_dir, list(mine.values()), svg))
-    for section in _build_sections(tasks, jobs):
-        blocks += section
+        blocks += build_section(config, records, fig_dir, list(mine.values()), figures=images)
     md_path = write_atomic(out / "REPORT.md", to_markdown(blocks, out))
     html_path = write_atomic(out / "REPORT.html", to_html(blocks, title))
     return md_path, html_path

@@ -42,7 +42,7 @@ from sparsenet.experiments.claims import wilson_interval
 from sparsenet.experiments.document import Bullets, Heading, Image, Paragraph, Table
 from sparsenet.experiments.config import SECTION_KINDS  # the kinds of section ([experiment] section)
 
-__all__ = ["SECTION_KINDS", "build_section", "section_kind", "experiment_section", "methods_summary",
+__all__ = ["SECTION_KINDS", "build_section", "figure_blocks", "section_kind", "experiment_section", "methods_summary",
            "methods_conclusions", "is_oracle", "heading_text"]
 
 
@@ -55,10 +55,11 @@ def section_kind(config) -> str:
     return "phase_transition" if config_field(config, "y") else "sweep"
 
 
-def build_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool = False) -> list:
+def build_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool = False, figures=None) -> list:
     """The blocks of one experiment; ``verdicts`` = ``[(claim, {protocol: Verdict})]`` (decided).
 
-    Its figures are written to ``fig_dir`` as PNG, and as SVG too with ``svg``.
+    ``figures``: the experiment's :func:`figure_blocks`, already drawn (e.g. by another process);
+    by default they are drawn here, to ``fig_dir`` as PNG, and as SVG too with ``svg``.
     """
     kind = section_kind(config)
     builder = {"sweep": experiment_section, "methods": _methods_section,
@@ -66,7 +67,51 @@ def build_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool = 
     if builder is None:
         raise ValueError(f"The 'section' key of an experiment must be one of {', '.join(SECTION_KINDS)}. "
                          f"Got {kind!r} instead.")
-    return builder(config, records, fig_dir, verdicts, svg=svg)
+    if figures is None:
+        figures = figure_blocks(config, records, fig_dir, svg=svg)
+    return builder(config, records, verdicts, figures)
+
+
+def figure_blocks(config, records, fig_dir: Path, *, svg: bool = False) -> list:
+    """Draw the figures of one experiment into ``fig_dir``; return their :class:`Image` blocks.
+
+    The costly part of a section, and independent of the verdicts: the report draws the figures of
+    all experiments in parallel while it decides the claims. No figure without records.
+    """
+    import matplotlib.pyplot as plt
+
+    from sparsenet.experiments import plots
+
+    records = list(records)
+    if section_kind(config) == "phase_transition":
+        table = plots.success_probability(config, records)[2]
+        if not table:
+            return []
+        fig = plots.plot_phase_transition(config, records)
+        stem = _phase_stem(config)
+        png, _ = plots.save_figure(fig, fig_dir, stem, svg=svg)
+        plt.close(fig)
+        threshold = float(config_field(config, "success_threshold", 1e-2))
+        return [Image(png, heading_text(config),
+                      f"Fraction of trials with recovery error < {threshold:g} (failed runs count as "
+                      "failures); white line: 50% contour.")] \
+            + _contour_figures(config, records, table, fig_dir, stem, threshold, svg)
+    if not records:
+        return []
+    fig = plots.plot_experiment(config, records)
+    png, _ = plots.save_figure(fig, fig_dir, plots.figure_stem(config), svg=svg)
+    plt.close(fig)
+    sides = " | ".join(f"column {i + 1}: {p} protocol" for i, p in enumerate(experiment_protocols(config, records)))
+    return [Image(png, heading_text(config),
+                  "Every run is a point (a history: a thin curve); line: median over trials, "
+                  "band: interquartile range, a failed or infinite run counting as the worst "
+                  f"value; ▼n✗ at the top edge: n such runs; dashed: the metric's resolution; "
+                  f"{sides}.")]
+
+
+def _phase_stem(config) -> str:
+    return f"{config_field(config, 'name', 'experiment')}_success_vs_{config_field(config, 'x')}_" \
+           f"{config_field(config, 'y')}"
 
 
 def _own_verdicts(config, records):
@@ -101,25 +146,13 @@ def _table_x(xs: list, history: bool) -> list:
 
 
 
-def experiment_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool = False) -> list:
+def experiment_section(config, records, verdicts=None, figures=()) -> list:
     """The ``sweep`` section: figure, the report's claim, verdicts per protocol, per-metric tables."""
-    from sparsenet.experiments.plots import figure_stem, plot_experiment, save_figure
-
-    import matplotlib.pyplot as plt
-
     records = list(records)
     blocks: list = [Heading(2, heading_text(config))]
     protocols = experiment_protocols(config, records)
     if records:
-        fig = plot_experiment(config, records)
-        png, _ = save_figure(fig, fig_dir, figure_stem(config), svg=svg)
-        plt.close(fig)
-        sides = " | ".join(f"column {i + 1}: {p} protocol" for i, p in enumerate(protocols))
-        blocks.append(Image(png, heading_text(config),
-                            "Every run is a point (a history: a thin curve); line: median over trials, "
-                            "band: interquartile range, a failed or infinite run counting as the worst "
-                            f"value; ▼n✗ at the top edge: n such runs; dashed: the metric's resolution; "
-                            f"{sides}."))
+        blocks += figures
     else:
         blocks.append(Paragraph("**No records**: this experiment has not been run yet."))
 
@@ -203,11 +236,9 @@ def _success_rows(records, methods, xs, protocol, config) -> list:
     return rows
 
 
-def _phase_transition_section(config, records, fig_dir, verdicts=None, *, svg: bool = False):
+def _phase_transition_section(config, records, verdicts=None, figures=()):
     """Report section of a 2-D sweep: the heat map and a success-probability table per method."""
-    import matplotlib.pyplot as plt
-
-    from sparsenet.experiments.plots import plot_phase_transition, save_figure, success_probability
+    from sparsenet.experiments.plots import success_probability
 
     records = list(records)
     blocks = [Heading(2, heading_text(config))]
@@ -217,16 +248,8 @@ def _phase_transition_section(config, records, fig_dir, verdicts=None, *, svg: b
     xs, ys, table = success_probability(config, records)
     if not table:
         return blocks + [Paragraph("**No records**: this experiment has not been run yet.")]
-    fig = plot_phase_transition(config, records)
-    stem = f"{config_field(config, 'name', 'experiment')}_success_vs_{config_field(config, 'x')}_" \
-           f"{config_field(config, 'y')}"
-    png, _ = save_figure(fig, fig_dir, stem, svg=svg)
-    plt.close(fig)
     threshold = float(config_field(config, "success_threshold", 1e-2))
-    blocks.append(Image(png, heading_text(config),
-                        f"Fraction of trials with recovery error < {threshold:g} (failed runs count as "
-                        "failures); white line: 50% contour."))
-    blocks += _contour_figures(config, records, table, fig_dir, stem, threshold, svg)
+    blocks += figures
     x, y = config_field(config, "x"), config_field(config, "y")
     for (protocol, method), (P, N) in table.items():
         blocks.append(Paragraph(f"`success` = P(recovery error < {threshold:g}), {method}, {protocol} protocol "
@@ -450,10 +473,10 @@ def records_for(records, protocol):
     return [r for r in records if r.get("protocol") == protocol]
 
 
-def _methods_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool = False) -> list:
+def _methods_section(config, records, verdicts=None, figures=()) -> list:
     """Issue 8: the default section plus the methods × settings summary and its conclusions."""
     records = list(records)
-    blocks = experiment_section(config, records, fig_dir, verdicts, svg=svg)
+    blocks = experiment_section(config, records, verdicts, figures)
     if not records:
         return blocks
     extra: list = []
@@ -477,11 +500,11 @@ def _methods_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool
 
 
 
-def _activations_section(config, records, fig_dir: Path, verdicts=None, *, svg: bool = False) -> list:
+def _activations_section(config, records, verdicts=None, figures=()) -> list:
     """Issue 8: initialization error before and after training per activation, in words where
     the initialization cannot apply."""
     records = list(records)
-    blocks = experiment_section(config, records, fig_dir, verdicts, svg=svg)
+    blocks = experiment_section(config, records, verdicts, figures)
     if not records:
         return blocks
     extra: list = []
