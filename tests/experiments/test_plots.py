@@ -298,3 +298,30 @@ def test_phase_transition_and_contour_figures_keep_panels_apart():
     fig = plot_success_contours(cfg, recs, protocol="report")
     _boxes_apart(fig)
     plt.close(fig)
+
+
+def test_ticks_only_in_view_draw_the_same_pixels():
+    import io
+
+    from sparsenet.experiments.plots import _InView
+
+    recs = [rec(m, x, {"recovery_error": v * (1 + x)}, seed=s, protocol=p)
+            for m in ("tensor", "random") for x in (0.0, 0.1, 0.2) for s, v in enumerate((1e-9, 0.5, 2e-6))
+            for p in ("blind", "report")]
+    out = []
+    for unwrap in (False, True):
+        fig = plot_experiment(config(), recs)
+        if unwrap:  # matplotlib's own locators: a tick for every location, in view or not
+            for ax in fig.axes:
+                for axis in (ax.xaxis, ax.yaxis):
+                    for which in ("major", "minor"):
+                        loc = getattr(axis, f"get_{which}_locator")()
+                        assert isinstance(loc, _InView)
+                        getattr(axis, f"set_{which}_locator")(loc.base)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=60)
+        out.append((buf.getvalue(), sum(len(a.majorTicks) + len(a.minorTicks)
+                                        for ax in fig.axes for a in (ax.xaxis, ax.yaxis))))
+        plt.close(fig)
+    assert out[0][0] == out[1][0]  # the same image
+    assert out[0][1] < out[1][1]  # from fewer tick objects
