@@ -21,6 +21,11 @@ Usage::
     python benchmarks/bench_solvers.py --n 500 --trials 10 --methods recover-grasp skscope-grasp
     python benchmarks/bench_solvers.py --signs --k 10 --n 1000 --trials 10 --strategies joint greedy
     python benchmarks/bench_solvers.py --oracle --noise 0.1 --n 1000 --trials 20 --methods recover-grasp
+    python benchmarks/bench_solvers.py --speed --n 6000 --trials 10
+
+``--speed``: CPU time of the sign search (all 2^k patterns in one batched Levenberg–Marquardt)
+against one dense fit per pattern (the unbatched reference), interleaved per trial on the same
+rows, with the chosen pattern compared.
 """
 
 import argparse
@@ -174,6 +179,44 @@ def oracle(args):
     return rows
 
 
+def speed(args):
+    """CPU time of search_signs (batched fits) ÷ one _dense_fit per pattern, and the same pattern chosen."""
+    import itertools
+
+    from sparsenet.recovery import _dense_fit
+    from sparsenet.solvers import NetLeastSquares, _one_blas_thread
+
+    rows = []
+    for t in range(args.trials):
+        p = make_planted(args.n[0], args.d, args.k, thresh_gt=0.15, n_test=10, random_state=np.random.default_rng([7, t]))
+        W0, v0 = _initial(p.X, p.y, args.k, "relu2", np.random.default_rng(t), [])
+        rows_used = np.sort(np.random.default_rng(t).choice(len(p.y), min(1000, len(p.y)), replace=False))
+        df = NetLeastSquares(p.X[rows_used], p.y[rows_used], args.k)
+        patterns = list(itertools.product((1.0, -1.0), repeat=args.k))
+        cpu = {}
+        for side in ("batched", "one_at_a_time", "batched", "one_at_a_time"):  # interleaved, best of two
+            t0 = time.process_time()
+            if side == "batched":
+                v, _, scored = search_signs(p.X, p.y, W0, v0, strategy="exhaustive", random_state=t)
+            else:
+                with _one_blas_thread(True):
+                    ref = {pat: _dense_fit(df, W0, np.array(pat), 5)[1] for pat in patterns}
+            cpu[side] = min(cpu.get(side, np.inf), time.process_time() - t0)
+        scale = float(np.mean(df.y ** 2))
+        rows.append({"trial": t, **{side + "_cpu_s": c for side, c in cpu.items()},
+                     "ratio": cpu["batched"] / cpu["one_at_a_time"],
+                     "same_pattern": tuple(v) == min(ref, key=ref.get),
+                     "max_loss_diff_rel": max(abs(scored[pat] - ref[pat]) for pat in patterns) / scale})
+        print(rows[-1], flush=True)
+    ratios = np.array([r["ratio"] for r in rows])
+    same = sum(r["same_pattern"] for r in rows)
+    print(f"sign search, batched / one fit per pattern (CPU, n={args.n[0]}, d={args.d}, k={args.k}): median "
+          f"{np.median(ratios):.3f} (min {ratios.min():.3f}, max {ratios.max():.3f}, {len(rows)} trials); same "
+          f"pattern chosen {same}/{len(rows)}; largest loss difference {max(r['max_loss_diff_rel'] for r in rows):.2g} "
+          "of mean(y²)")
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[300, 500, 1000, 2000], help="sample sizes")
@@ -187,12 +230,14 @@ def main(argv=None):
     parser.add_argument("--signs", action="store_true", help="measure the sign search strategies instead")
     parser.add_argument("--oracle", action="store_true",
                         help="compare recover's error with the oracle-support refit (use with --noise)")
+    parser.add_argument("--speed", action="store_true",
+                        help="time the batched sign search against one fit per pattern instead")
     parser.add_argument("--strategies", nargs="+", default=["greedy", "exhaustive"],
                         choices=["greedy", "exhaustive", "joint"], help="with --signs: strategies compared")
     parser.add_argument("--json", help="write the rows to this JSON file")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # tensor_init's small-sample warnings: counted in the outcome, not printed
-    rows = signs(args) if args.signs else oracle(args) if args.oracle else table(args)
+    rows = signs(args) if args.signs else oracle(args) if args.oracle else speed(args) if args.speed else table(args)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)
