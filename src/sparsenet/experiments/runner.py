@@ -357,10 +357,11 @@ def warm_up():
     from sparsenet.experiments import methods  # noqa: F401 - the method registry and the core
 
     try:
-        from sparsenet import _sgd_kernels
+        from sparsenet import _sgd_kernels, _tensor_kernels
     except ImportError:  # pragma: no cover - numba missing: the numpy path
         return
     _sgd_kernels.warm_up()
+    _tensor_kernels.warm_up()  # tensor_init's ALS and PowerMethod loops
 
 
 def _one_blas_thread():
