@@ -83,7 +83,12 @@ def _package_version() -> str:
             return "unknown"
 
 
-_FIGURE_TASKS: list = []  # (config, records, fig_dir, svg) of the running _draw_figures
+_FIGURE_TASKS: list = []  # in a worker of _draw_figures: every (config, records, fig_dir, svg)
+
+
+def _worker_init(tasks) -> None:
+    global _FIGURE_TASKS
+    _FIGURE_TASKS = tasks
 
 
 def _figure_task(i: int) -> list:
@@ -115,18 +120,14 @@ def _draw_figures(tasks, jobs: int | None, meanwhile, start_method: str = "fork"
         import sparsenet.experiments.plot_contours  # noqa: F401  (imported once, before the fork)
         import sparsenet.experiments.plots  # noqa: F401
 
-        global _FIGURE_TASKS
-        _FIGURE_TASKS = tasks
-        try:
-            with mp.get_context(start_method).Pool(jobs) as pool:
-                # the costliest figures (most records) first, so no process idles at the end
-                order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i][1]))
-                pending = pool.map_async(_figure_task, order, chunksize=1)
-                result = meanwhile()
-                done = dict(zip(order, pending.get()))
-            return [done[i] for i in range(len(tasks))], result
-        finally:
-            _FIGURE_TASKS = []
+        # a forked worker inherits the tasks; only indices and the figures' blocks travel
+        with mp.get_context(start_method).Pool(jobs, initializer=_worker_init, initargs=(tasks,)) as pool:
+            # the costliest figures (most records) first, so no process idles at the end
+            order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i][1]))
+            pending = pool.map_async(_figure_task, order, chunksize=1)
+            result = meanwhile()
+            done = dict(zip(order, pending.get()))
+        return [done[i] for i in range(len(tasks))], result
     result = meanwhile()
     return [figure_blocks(*task[:3], svg=task[3]) for task in tasks], result
 
