@@ -428,3 +428,78 @@ def test_user_sparsifier_bad_output_is_refused(tiny_problem, epochs, pretrain, b
     p = tiny_problem
     with pytest.raises(ValueError, match=match):
         train_iht(p.X, p.y, p.W + 0.1, p.v, sparsifier=bad, epochs=epochs, pretrain_epochs=pretrain, random_state=0)
+
+
+# --- loss_history=False: losses at epoch 0 and the last only, divergence still checked every epoch ----
+
+
+def _history_case(path, seed, n, d, k, P, B):
+    """A training call on ``path`` ("minibatch", "grouped", "full") with P data sets and B models."""
+    g = np.random.default_rng(seed)
+    X, y = g.standard_normal((P, n, d)), g.standard_normal((P, n))
+    Xt, yt = g.standard_normal((P, 50, d)), g.standard_normal((P, 50))
+    W0, v0 = 0.4 * g.standard_normal((B, d, k)), g.standard_normal((B, k))
+    idx = np.arange(B) % P
+    kw = dict(sparsifiers=[TopFraction(0.6), Threshold(0.1), Dense()] * B, epochs=4, pretrain_epochs=1,
+              learning_rate=np.linspace(1e-3, 3e-3, B), train_v=np.arange(B) % 2 == 0, data_index=idx,
+              X_test=Xt, y_test=yt, random_states=list(range(B)), on_divergence="flag",
+              batch_size=None if path == "full" else 16)
+    kw["sparsifiers"] = kw["sparsifiers"][:B]
+    if path == "grouped":
+        kw["order_groups"] = idx
+    return (X, y, W0, v0), kw
+
+
+@pytest.mark.parametrize("kernels", ["compiled", "numpy"])
+@pytest.mark.parametrize("path", ["minibatch", "grouped", "full"])
+@pytest.mark.parametrize("seed, n, d, k, P, B", [(0, 300, 6, 3, 2, 5), (1, 90, 5, 2, 1, 3), (2, 600, 21, 4, 3, 7)])
+def test_loss_history_off_gives_the_same_models_and_end_losses(kernels, path, seed, n, d, k, P, B, monkeypatch):
+    monkeypatch.setattr(_train, "_KERNELS", kernels)
+    args, kw = _history_case(path, seed, n, d, k, P, B)
+    full = train_iht_batched(*args, **kw)
+    lean = train_iht_batched(*args, loss_history=False, **kw)
+    assert not full.diverged.any() and not lean.diverged.any()
+    np.testing.assert_array_equal(lean.W, full.W)
+    np.testing.assert_array_equal(lean.v, full.v)
+    np.testing.assert_array_equal(lean.history["nnz"], full.history["nnz"])  # nnz still every epoch
+    for name in ("train_loss", "test_loss"):
+        assert np.all(np.isfinite(full.history[name]))
+        np.testing.assert_array_equal(lean.history[name][:, [0, -1]], full.history[name][:, [0, -1]])
+        assert np.all(np.isnan(lean.history[name][:, 1:-1]))
+
+
+def test_loss_history_off_single_model(tiny_problem):
+    p = tiny_problem
+    kw = dict(sparsifier=Threshold(0.1), epochs=3, random_state=0, X_test=p.X_test, y_test=p.y_test)
+    full = train_iht(p.X, p.y, p.W, p.v, **kw)
+    lean = train_iht(p.X, p.y, p.W, p.v, loss_history=False, **kw)
+    np.testing.assert_array_equal(lean.W, full.W)
+    np.testing.assert_array_equal(lean.history["test_loss"][[0, -1]], full.history["test_loss"][[0, -1]])
+    assert np.isnan(lean.history["train_loss"][1:-1]).all()
+
+
+@pytest.mark.parametrize("kernels", ["compiled", "numpy"])
+def test_loss_history_off_still_detects_divergence_every_epoch(tiny_problem, kernels, monkeypatch):
+    monkeypatch.setattr(_train, "_KERNELS", kernels)
+    p = tiny_problem
+    # raise: caught at an intermediate epoch (by the probe rows), not only after the last of 6
+    with pytest.raises(ValueError, match=r"diverged at epoch [1-5] \(train loss on the first 256 rows.*smaller"):
+        train_iht(p.X, p.y, p.W * 3, p.v, sparsifier=Dense(), epochs=6, learning_rate=10.0, random_state=0,
+                  loss_history=False)
+    # flag: the diverged model is frozen (NaN), the other one trains as with the full history
+    W0, v0 = np.stack([p.W, p.W * 3]), np.stack([p.v, p.v])
+    kw = dict(sparsifiers=Dense(), epochs=6, learning_rate=np.array([1e-3, 10.0]), on_divergence="flag",
+              random_states=[0, 1])
+    full = train_iht_batched(p.X, p.y, W0, v0, **kw)
+    lean = train_iht_batched(p.X, p.y, W0, v0, loss_history=False, **kw)
+    assert lean.diverged.tolist() == full.diverged.tolist() == [False, True]
+    assert np.all(np.isnan(lean.W[1])) and np.all(np.isnan(lean.v[1]))
+    np.testing.assert_array_equal(lean.W[0], full.W[0])
+    # frozen at zero from the epoch of detection on: nnz 0 before the last epoch
+    assert lean.history["nnz"][1, -2] == 0
+
+
+def test_loss_history_must_be_bool(tiny_problem):
+    p = tiny_problem
+    with pytest.raises(ValueError, match="'loss_history' parameter of train_iht must be a bool. Got 'no'"):
+        train_iht(p.X, p.y, p.W, p.v, sparsifier=Dense(), epochs=1, loss_history="no")

@@ -624,6 +624,7 @@ class _Inputs:
     on_divergence: str
     chunk_size: int | None
     sparsify_last: bool
+    loss_history: bool  # full losses every epoch (else at epoch 0 and the last; a probe in between)
 
 
 @dataclass(frozen=True)
@@ -638,7 +639,7 @@ class _Plan:
 
 def _validate(X, y, W0, v0, *, sparsifiers, epochs, batch_size, learning_rate, pretrain_epochs, train_v,
               activation, data_index, X_test, y_test, sparsify_last, mask, prox, dtype, random_states,
-              on_divergence, chunk_size, order_groups):
+              on_divergence, chunk_size, order_groups, loss_history=True):
     """Check every argument of :func:`train_iht_batched` once; return them normalized as :class:`_Inputs`."""
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"The 'dtype' parameter of train_iht must be numpy.float32 or numpy.float64. "
@@ -668,6 +669,8 @@ def _validate(X, y, W0, v0, *, sparsifiers, epochs, batch_size, learning_rate, p
     tv = _per_model(train_v, B, "train_v", dtype=bool)
     if on_divergence not in ("raise", "flag"):
         raise ValueError(f"The 'on_divergence' parameter must be 'raise' or 'flag'. Got {on_divergence!r} instead.")
+    if not isinstance(loss_history, (bool, np.bool_)):
+        raise ValueError(f"The 'loss_history' parameter of {owner} must be a bool. Got {loss_history!r} instead.")
     if isinstance(sparsifiers, (list, tuple)):
         if len(sparsifiers) != B:
             raise ValueError(f"The 'sparsifiers' parameter must hold one sparsifier per model ({B}). "
@@ -721,7 +724,8 @@ def _validate(X, y, W0, v0, *, sparsifiers, epochs, batch_size, learning_rate, p
     return _Inputs(X=X, y=y, W=W, v=v, X_test=X_test, y_test=y_test, epochs=epochs, batch_size=batch_size, lr=lr,
                    pre=pre, tv=tv, sparsifiers=sps, data_index=data_index, mask=mask, prox=prox, act=act,
                    group_of=group_of, firsts=firsts, rngs=rngs, has_groups=order_groups is not None,
-                   on_divergence=on_divergence, chunk_size=chunk_size, sparsify_last=bool(sparsify_last))
+                   on_divergence=on_divergence, chunk_size=chunk_size, sparsify_last=bool(sparsify_last),
+                   loss_history=bool(loss_history))
 
 
 def _plan(inp):
@@ -752,8 +756,15 @@ def _plan(inp):
     return _Plan(path="grouped", Xy=Xy, buckets=tuple(buckets), offsets=offsets)
 
 
+_PROBE_ROWS = 256  # loss_history=False: rows of each training set whose loss detects divergence
+
+
 class _History:
-    """Per-epoch losses and counts of B models; owns divergence handling (raise, or flag and freeze)."""
+    """Per-epoch losses and counts of B models; owns divergence handling (raise, or flag and freeze).
+
+    Without ``loss_history`` the full losses are computed at epoch 0 and after the last epoch only;
+    in between, divergence is detected on the loss of the first ``_PROBE_ROWS`` training rows.
+    """
 
     def __init__(self, inp, step, v_step):
         B, E = inp.W.shape[0], inp.epochs + 1
@@ -762,25 +773,34 @@ class _History:
         self.test = np.full((B, E), np.nan)
         self.nnz = np.zeros((B, E), dtype=np.int64)
         self.diverged = np.zeros(B, dtype=bool)
+        if not inp.loss_history:
+            m = min(inp.X.shape[1], _PROBE_ROWS)
+            self.X_probe = np.ascontiguousarray(inp.X[:, :m])
+            self.y_probe = np.ascontiguousarray(inp.y[:, :m])
 
     def record(self, e):
         inp = self.inp
         W, v = inp.W, inp.v
         with np.errstate(all="ignore"):
-            train, test = _losses(inp.X, inp.y, W, v, inp.data_index, inp.act, inp.chunk_size, inp.X_test,
-                                  inp.y_test)
-        self.train[:, e] = train
-        if test is not None:
-            self.test[:, e] = test
+            if inp.loss_history or e == 0 or e == inp.epochs:
+                train, test = _losses(inp.X, inp.y, W, v, inp.data_index, inp.act, inp.chunk_size, inp.X_test,
+                                      inp.y_test)
+                self.train[:, e] = train
+                if test is not None:
+                    self.test[:, e] = test
+                check, what = self.train[:, e], "train loss"
+            else:
+                check = _losses(self.X_probe, self.y_probe, W, v, inp.data_index, inp.act, inp.chunk_size)[0]
+                what = f"train loss on the first {self.X_probe.shape[1]} rows"
         self.nnz[:, e] = np.count_nonzero(W, axis=(1, 2))
-        bad = ~np.isfinite(self.train[:, e]) | (self.train[:, e] > _DIVERGED)
+        bad = ~np.isfinite(check) | (check > _DIVERGED)
         bad &= ~self.diverged
         if bad.any():
             b = int(np.flatnonzero(bad)[0])
             if inp.on_divergence == "raise":
                 lr = inp.lr
                 raise ValueError(
-                    f"Training diverged at epoch {e} (train loss = {self.train[b, e]:.3g} for model {b}); "
+                    f"Training diverged at epoch {e} ({what} = {check[b]:.3g} for model {b}); "
                     f"try a smaller learning_rate (got {lr[b]:g}), e.g. {lr[b] / 10:g}."
                 )
             self.diverged[bad] = True
@@ -870,7 +890,8 @@ def _run(inp, plan):
 def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, learning_rate=1e-3,
                       pretrain_epochs=5, train_v=False, activation="relu2", data_index=None, X_test=None,
                       y_test=None, sparsify_last=True, mask=None, prox=None, dtype=np.float64,
-                      random_states=None, on_divergence="raise", chunk_size=None, order_groups=None):
+                      random_states=None, on_divergence="raise", chunk_size=None, order_groups=None,
+                      loss_history=True):
     """Train B one-hidden-layer networks by IHT as one stacked array computation.
 
     Parameters
@@ -927,6 +948,14 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
         then gets what training it alone with that seed gives (to round-off), but a step gathers one
         minibatch per group and runs one forward and one backward product per group for all its
         models (models stored group-major, (d, k·G) per group).  None: every model has its own order.
+    loss_history : bool, default=True
+        Record the train and test losses after every epoch.  False: only at epoch 0 and after the
+        last epoch (the history holds NaN in between; ``nnz`` is still recorded every epoch), which
+        saves a full pass over the training and test data per epoch.  Divergence is then detected
+        every epoch on the loss of each model on the first min(n_samples, 256) rows of its own
+        training set, and on the full loss at the recorded epochs, with the same effect as below (a
+        model whose full loss alone passes the limit in an intermediate epoch is caught at a later
+        check).  A model that does not diverge ends with the same W, v and recorded losses.
 
     Returns
     -------
@@ -954,13 +983,14 @@ def train_iht_batched(X, y, W0, v0, *, sparsifiers, epochs=25, batch_size=20, le
                     learning_rate=learning_rate, pretrain_epochs=pretrain_epochs, train_v=train_v,
                     activation=activation, data_index=data_index, X_test=X_test, y_test=y_test,
                     sparsify_last=sparsify_last, mask=mask, prox=prox, dtype=dtype, random_states=random_states,
-                    on_divergence=on_divergence, chunk_size=chunk_size, order_groups=order_groups)
+                    on_divergence=on_divergence, chunk_size=chunk_size, order_groups=order_groups,
+                    loss_history=loss_history)
     return _run(inp, _plan(inp))
 
 
 def train_iht(X, y, W0, v0, *, sparsifier, epochs=25, batch_size=20, learning_rate=1e-3, pretrain_epochs=5,
               train_v=False, activation="relu2", X_test=None, y_test=None, sparsify_last=True, mask=None,
-              prox=None, dtype=np.float64, random_state=None, chunk_size=None):
+              prox=None, dtype=np.float64, random_state=None, chunk_size=None, loss_history=True):
     """Train one sparse one-hidden-layer network by iterative hard thresholding.
 
     Parameters
@@ -998,6 +1028,8 @@ def train_iht(X, y, W0, v0, *, sparsifier, epochs=25, batch_size=20, learning_ra
         Minibatch shuffling.
     chunk_size : int or None, default=None
         Rows per chunk of full-data passes.
+    loss_history : bool, default=True
+        Losses after every epoch; False: at epoch 0 and the last only (see :func:`train_iht_batched`).
 
     Returns
     -------
@@ -1031,7 +1063,7 @@ def train_iht(X, y, W0, v0, *, sparsifier, epochs=25, batch_size=20, learning_ra
         learning_rate=learning_rate, pretrain_epochs=pretrain_epochs, train_v=train_v, activation=activation,
         X_test=X_test, y_test=y_test, sparsify_last=sparsify_last,
         mask=None if mask is None else np.asarray(mask)[None], prox=prox, dtype=dtype,
-        random_states=[random_state], on_divergence="raise", chunk_size=chunk_size,
+        random_states=[random_state], on_divergence="raise", chunk_size=chunk_size, loss_history=loss_history,
     )
     history = {key: val[0] for key, val in res.history.items()}
     return IHTResult(W=res.W[0], v=res.v[0], history=history, n_iter_=res.n_iter_, diverged=False)
