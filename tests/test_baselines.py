@@ -350,3 +350,43 @@ def test_runner_a_diverging_staged_run_fails_alone():
     status = {(r["method"], r["status"]) for r in records}
     assert status == {("imp", "failed"), ("prune_finetune", "ok"), ("iht_refit", "ok"), ("tensor_iht", "ok")}
     assert all("diverged" in r["error"] for r in records if r["status"] == "failed")
+
+
+def _check_lean_equals_full(lean, full):
+    """loss_history=False: same W, v, nnz; each recorded loss equals the full history's, NaN elsewhere."""
+    np.testing.assert_array_equal(lean.W, full.W)
+    np.testing.assert_array_equal(lean.v, full.v)
+    np.testing.assert_array_equal(lean.history["nnz"], full.history["nnz"])
+    for key in ("train_loss", "test_loss"):
+        got, want = np.asarray(lean.history[key]), np.asarray(full.history[key])
+        assert got.shape == want.shape and np.isfinite(want).all()
+        kept = np.isfinite(got)
+        assert kept[[0, -1]].all() and not kept.all()  # start and end recorded, some epochs left out
+        np.testing.assert_array_equal(got[kept], want[kept])
+
+
+@pytest.mark.parametrize("name", ["prune_finetune", "imp", "l1_prox", "iht_refit", "refit_support"])
+def test_baselines_without_loss_history_train_the_same_models(tiny_problem, init, name):
+    p = tiny_problem
+    W0, v0 = init
+    kw = dict(epochs=6, batch_size=50, X_test=p.X_test, y_test=p.y_test, random_state=3)
+    call = {
+        "prune_finetune": lambda **o: prune_finetune(p.X, p.y, W0, v0, n_nonzero=8, **kw, **o),
+        "imp": lambda **o: iterative_magnitude_pruning(p.X, p.y, W0, v0, n_nonzero=6, n_rounds=2, **kw, **o),
+        "l1_prox": lambda **o: l1_prox(p.X, p.y, W0, v0, n_nonzero=8, n_grid=3, n_refine=1, **kw, **o),
+        "iht_refit": lambda **o: iht_refit(p.X, p.y, W0, v0, sparsifier=TopFraction(0.5), refit_epochs=2,
+                                           pretrain_epochs=1, **kw, **o),
+        "refit_support": lambda **o: refit_support(p.X, p.y, W0, v0, support=np.abs(W0) > 0.3, **kw, **o),
+    }[name]
+    _check_lean_equals_full(call(loss_history=False), call())
+
+
+def test_run_jointly_without_loss_history(tiny_problem, init):
+    p = tiny_problem
+    W0, v0 = init
+    progs = _programs(p, W0, v0, np.random.default_rng(4))[:5]
+    for tr, _ in progs:
+        tr.kw["loss_history"] = False
+    full = run_jointly(_programs(p, W0, v0, np.random.default_rng(4))[:5])
+    for got, want in zip(run_jointly(progs), full):
+        _check_lean_equals_full(got, want)

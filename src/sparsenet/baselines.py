@@ -206,11 +206,12 @@ class _Trainer:
     """Runs the stages of a baseline with the common options, concatenating histories."""
 
     def __init__(self, X, y, *, batch_size, learning_rate, train_v, activation, X_test, y_test, dtype,
-                 rngs, on_divergence, chunk_size, order_groups=None):
+                 rngs, on_divergence, chunk_size, order_groups=None, loss_history=True):
         self.X, self.y = X, y
         self.kw = dict(batch_size=batch_size, learning_rate=learning_rate, train_v=train_v,
                        activation=activation, X_test=X_test, y_test=y_test, dtype=dtype,
-                       on_divergence=on_divergence, chunk_size=chunk_size, order_groups=order_groups)
+                       on_divergence=on_divergence, chunk_size=chunk_size, order_groups=order_groups,
+                       loss_history=loss_history)
         self.rngs = rngs
         self.history = None
         self.diverged = None
@@ -298,7 +299,8 @@ def _staged(factory):
     return func
 
 
-_JOINT_KEYS = ("batch_size", "activation", "X_test", "y_test", "dtype", "on_divergence", "chunk_size")
+_JOINT_KEYS = ("batch_size", "activation", "X_test", "y_test", "dtype", "on_divergence", "chunk_size",
+               "loss_history")
 
 
 def run_jointly(programs):
@@ -309,7 +311,8 @@ def run_jointly(programs):
     programs : list of (trainer, program)
         From ``prune_finetune.program(...)``, ``iterative_magnitude_pruning.program(...)`` or
         ``iht_refit.program(...)``, all with the same X, y, common options (``batch_size``,
-        ``activation``, test set, ``dtype``, ``on_divergence``, ``chunk_size``), one model each, and the
+        ``activation``, test set, ``dtype``, ``on_divergence``, ``chunk_size``, ``loss_history``), one model
+        each, and the
         same ``random_state`` Generator object.
 
     Returns
@@ -433,7 +436,10 @@ _COMMON_DOC = """
     on_divergence : {"raise", "flag"}, default="raise"
         As in :func:`sparsenet.train.train_iht_batched`.
     chunk_size : int or None, default=None
-        Rows per chunk of the full-data passes."""
+        Rows per chunk of the full-data passes.
+    loss_history : bool, default=True
+        Train and test losses after every epoch; False: at the start and end of each training stage
+        only, NaN between (see :func:`sparsenet.train.train_iht_batched`)."""
 
 
 def _with_common_doc(func):
@@ -455,7 +461,8 @@ def _common(epochs, owner):
 @_staged
 def prune_finetune(X, y, W0, v0, *, n_nonzero, epochs=25, dense_fraction=0.5, batch_size=20,
                    learning_rate=1e-3, train_v=False, activation="relu2", X_test=None, y_test=None,
-                   dtype=np.float64, random_state=None, on_divergence="raise", chunk_size=None):
+                   dtype=np.float64, random_state=None, on_divergence="raise", chunk_size=None,
+                   loss_history=True):
     """Dense training, one-shot magnitude pruning to ``n_nonzero`` weights, fine-tuning on that support.
 
     Parameters
@@ -491,7 +498,8 @@ def prune_finetune(X, y, W0, v0, *, n_nonzero, epochs=25, dense_fraction=0.5, ba
     dense_epochs = int(round(dense_fraction * epochs))
     tr = _Trainer(X, y, batch_size=batch_size, learning_rate=learning_rate, train_v=train_v,
                   activation=activation, X_test=X_test, y_test=y_test, dtype=dtype,
-                  rngs=_streams(random_state, B), on_divergence=on_divergence, chunk_size=chunk_size)
+                  rngs=_streams(random_state, B), on_divergence=on_divergence, chunk_size=chunk_size,
+                  loss_history=loss_history)
 
     def stages(W, v):
         W, v = yield _Stage(W, v, dense_epochs)
@@ -509,7 +517,8 @@ def prune_finetune(X, y, W0, v0, *, n_nonzero, epochs=25, dense_fraction=0.5, ba
 def iterative_magnitude_pruning(X, y, W0, v0, *, n_nonzero, n_rounds=4, rewind=False, epochs=25,
                                 batch_size=20, learning_rate=1e-3, train_v=False, activation="relu2",
                                 X_test=None, y_test=None, dtype=np.float64, random_state=None,
-                                on_divergence="raise", chunk_size=None):
+                                on_divergence="raise", chunk_size=None,
+                                loss_history=True):
     """Iterative magnitude pruning: train, prune a fixed fraction, retrain on the support, repeat.
 
     Parameters
@@ -548,7 +557,8 @@ def iterative_magnitude_pruning(X, y, W0, v0, *, n_nonzero, n_rounds=4, rewind=F
     phases = [len(p) for p in np.array_split(np.arange(epochs), n_rounds + 1)]
     tr = _Trainer(X, y, batch_size=batch_size, learning_rate=learning_rate, train_v=train_v,
                   activation=activation, X_test=X_test, y_test=y_test, dtype=dtype,
-                  rngs=_streams(random_state, B), on_divergence=on_divergence, chunk_size=chunk_size)
+                  rngs=_streams(random_state, B), on_divergence=on_divergence, chunk_size=chunk_size,
+                  loss_history=loss_history)
 
     def stages(W, v):
         W, v = yield _Stage(W, v, phases[0])
@@ -581,7 +591,8 @@ def _l1_prox_op(alphas):
 @_with_common_doc
 def l1_prox(X, y, W0, v0, *, n_nonzero=None, alpha=None, epochs=25, alpha_range=(1e-4, 1e1), n_grid=8,
             n_refine=2, batch_size=20, learning_rate=1e-3, train_v=False, activation="relu2", X_test=None,
-            y_test=None, dtype=np.float64, random_state=None, on_divergence="raise", chunk_size=None):
+            y_test=None, dtype=np.float64, random_state=None, on_divergence="raise", chunk_size=None,
+            loss_history=True):
     """L1-regularized training by proximal (stochastic) gradient, the penalty chosen for a target sparsity.
 
     Minimizes ``mean((ŷ − y)²) + α‖W‖₁``: after every gradient step with step size η the weights are
@@ -638,7 +649,8 @@ def l1_prox(X, y, W0, v0, *, n_nonzero=None, alpha=None, epochs=25, alpha_range=
     # Each model's own minibatch seed, reused by every candidate α of that model.
     seeds = [int(g.integers(2**63)) for g in _streams(random_state, B)]
     common = dict(batch_size=batch_size, learning_rate=learning_rate, train_v=train_v, activation=activation,
-                  X_test=X_test, y_test=y_test, dtype=dtype, on_divergence=on_divergence, chunk_size=chunk_size)
+                  X_test=X_test, y_test=y_test, dtype=dtype, on_divergence=on_divergence, chunk_size=chunk_size,
+                  loss_history=loss_history)
 
     def train(model_idx, alphas):
         lr = np.asarray(learning_rate, dtype=float)
@@ -704,7 +716,8 @@ def l1_prox(X, y, W0, v0, *, n_nonzero=None, alpha=None, epochs=25, alpha_range=
 
 def refit_support(X, y, W, v, *, support=None, epochs=5, batch_size=20, learning_rate=1e-3, train_v=False,
                   activation="relu2", X_test=None, y_test=None, dtype=np.float64, random_state=None,
-                  on_divergence="raise", chunk_size=None):
+                  on_divergence="raise", chunk_size=None,
+                  loss_history=True):
     """Train on a fixed support (debiasing after hard thresholding, or an oracle-support fit).
 
     Parameters
@@ -727,6 +740,7 @@ def refit_support(X, y, W, v, *, support=None, epochs=5, batch_size=20, learning
     random_state : None, int, Generator or sequence of n_models of them, default=None
     on_divergence : {"raise", "flag"}, default="raise"
     chunk_size : int or None, default=None
+    loss_history : bool, default=True
 
     Returns
     -------
@@ -739,7 +753,8 @@ def refit_support(X, y, W, v, *, support=None, epochs=5, batch_size=20, learning
     mask = Wb != 0 if support is None else np.broadcast_to(np.asarray(support, dtype=bool), Wb.shape).copy()
     tr = _Trainer(X, y, batch_size=batch_size, learning_rate=learning_rate, train_v=train_v,
                   activation=activation, X_test=X_test, y_test=y_test, dtype=dtype,
-                  rngs=_streams(random_state, Wb.shape[0]), on_divergence=on_divergence, chunk_size=chunk_size)
+                  rngs=_streams(random_state, Wb.shape[0]), on_divergence=on_divergence, chunk_size=chunk_size,
+                  loss_history=loss_history)
     Wr, vr = tr.run(Wb * mask, vb, epochs, mask=mask)
     return tr.result(Wr * mask, vr, single, mask, {"refit_epochs": epochs})
 
@@ -748,7 +763,8 @@ def refit_support(X, y, W, v, *, support=None, epochs=5, batch_size=20, learning
 @_staged
 def iht_refit(X, y, W0, v0, *, sparsifier, epochs=25, refit_epochs=5, pretrain_epochs=5, batch_size=20,
               learning_rate=1e-3, train_v=False, activation="relu2", X_test=None, y_test=None, dtype=np.float64,
-              random_state=None, on_divergence="raise", chunk_size=None):
+              random_state=None, on_divergence="raise", chunk_size=None,
+              loss_history=True):
     """IHT followed by a refit of its final support (debiasing), within one epoch budget.
 
     Parameters
@@ -778,7 +794,8 @@ def iht_refit(X, y, W0, v0, *, sparsifier, epochs=25, refit_epochs=5, pretrain_e
         sparsifier = [get_sparsifier(s) for s in sparsifier]
     tr = _Trainer(X, y, batch_size=batch_size, learning_rate=learning_rate, train_v=train_v,
                   activation=activation, X_test=X_test, y_test=y_test, dtype=dtype,
-                  rngs=_streams(random_state, W.shape[0]), on_divergence=on_divergence, chunk_size=chunk_size)
+                  rngs=_streams(random_state, W.shape[0]), on_divergence=on_divergence, chunk_size=chunk_size,
+                  loss_history=loss_history)
 
     def stages(W, v):
         W, v = yield _Stage(W, v, epochs - refit_epochs, sparsifiers=sparsifier, pretrain_epochs=pretrain_epochs,
