@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparsenet.experiments.config import EPOCH_LOSS_METRICS
+
 __all__ = [
     "DEFAULT_RESOLUTION",
     "HIGHER_IS_BETTER",
@@ -82,7 +84,7 @@ def resolution(config, metric: str) -> float:
     return float(DEFAULT_RESOLUTION.get(metric, 0.0))
 
 
-HISTORY_METRICS = frozenset({"train_loss", "test_loss"})
+HISTORY_METRICS = EPOCH_LOSS_METRICS  # per-epoch losses; config records them only for experiments that read them
 _EPOCH_SERIES = frozenset({"nnz"})
 _MISSING = object()
 

@@ -99,6 +99,7 @@ def _common(params, ctx, random_state=None):
         y_test=p.y_test,
         # the runner's minibatch stream (a fresh one, unless a joint run shares one object)
         random_state=np.random.default_rng([ctx.seed, 100]) if random_state is None else random_state,
+        loss_history=bool(params.get("loss_history", False)),  # only for experiments that read them
     )
 
 

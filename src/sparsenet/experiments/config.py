@@ -81,6 +81,9 @@ SETTING_SPEC = MappingProxyType(
         "thresh_train": Param("float", 0.0, None, default=0.15),
         "p_train": Param("float", 0.0, 1.0, closed="right", default=0.75),
         "train_v": Param("bool", default=False),
+        # per-epoch train/test losses: set true by parse_config when the metrics read them
+        # (EPOCH_LOSS_METRICS); otherwise absent from a run's parameters (see _resolved_points)
+        "loss_history": Param("bool", default=None),
     }
 )
 # Keys that define the planted problem: they (and the trial index) determine the data seed.
@@ -105,6 +108,8 @@ METRICS = (
     "nnz",
 )
 HISTORY_METRICS = ("train_loss", "test_loss", "nnz")
+#: metrics read from the per-epoch losses (a run records them only when its experiment asks for one)
+EPOCH_LOSS_METRICS = frozenset({"train_loss", "test_loss"})
 # Derived from stored metrics when reading (never stored): success = recovery_error < success_threshold.
 # Only 2-D sweeps (``y``) use it; they are drawn as a success-probability heat map.
 DERIVED_METRICS = ("success",)
@@ -383,6 +388,7 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         exp["metrics"], "metrics", "[experiment]", path,
         lambda m: Param("choice", choices=known_metrics).check(m, "metrics", "[experiment]", path),
     )
+    setting = _resolve_loss_history(setting, metrics, path)
     protocols = _check_list(
         exp.get("protocols", ["blind", "report"]), "protocols", "[experiment]", path,
         lambda p: Param("choice", choices=PROTOCOLS).check(p, "protocols", "[experiment]", path),
@@ -409,6 +415,9 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
         for swept in (x, y):
             if swept in over:
                 raise ConfigError(f"{where} in {path} may not override the swept key '{swept}'.")
+        if setting.get("loss_history") and over.get("loss_history") is False:
+            raise ConfigError(f"{where} in {path} sets loss_history = false, but the metrics "
+                              f"({', '.join(metrics)}) read the per-epoch losses.")
         methods.append(MethodSpec(label, name, tuple(sorted(own.items())), tuple(sorted(over.items()))))
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
@@ -480,6 +489,23 @@ def parse_config(data, path="<string>", *, scale="paper", source=""):
     for _, _, _, params in _resolved_points(config):
         _check_consistency(params, path)
     return config
+
+
+def _resolve_loss_history(setting, metrics, path):
+    """``loss_history = true`` when a metric reads the per-epoch losses (or the file sets it), else absent.
+
+    Absent rather than false: the run keys of experiments that do not read the losses stay what they
+    were before the key existed, so their stored runs remain valid.
+    """
+    setting = dict(setting)
+    if any(m in EPOCH_LOSS_METRICS for m in metrics):
+        if setting.get("loss_history") is False:
+            raise ConfigError(f"[setting] in {path} sets loss_history = false, but the metrics "
+                              f"({', '.join(metrics)}) read the per-epoch losses.")
+        setting["loss_history"] = True
+    elif not setting.get("loss_history"):
+        setting.pop("loss_history", None)
+    return setting
 
 
 def _check_section(exp, path):
@@ -634,6 +660,9 @@ def _resolved_points(config):
         for spec in config.methods:
             setting = _apply_truth(point, dict(spec.overrides))
             params = METHODS[spec.method].resolve(setting, dict(spec.fields))
+            params.pop("loss_history", None)
+            if setting.get("loss_history"):  # recorded only when asked for; absent (not false) otherwise
+                params["loss_history"] = True
             params["method"] = spec.method
             yield value, w, spec, params
 

@@ -8,7 +8,8 @@ between tasks), and one task
 2. runs each initialization once per (problem, protocol),
 3. trains every model with ONE call of :func:`sparsenet.train.train_iht_batched` (the problems stacked
    as ``X`` of shape (P, n, d), ``data_index`` mapping models to problems) per distinct
-   ``ModelSpec.batch_key``; all models of one problem (every method and x value of one trial) share
+   ``ModelSpec.batch_key`` and ``loss_history`` (per-epoch losses only for runs whose experiment reads
+   them); all models of one problem (every method and x value of one trial) share
    one minibatch order drawn from the trial's problem seed (``order_groups``: common random numbers,
    and one gather and one pair of products per problem and step),
 4. returns one record per run.
@@ -225,9 +226,10 @@ def execute_task(task):
     setup_time = time.perf_counter() - start
 
     calls = defaultdict(list)
-    for item in specs:
-        calls[(item[0].protocol, item[1].batch_key)].append(item)
-    for (protocol, _), items in calls.items():
+    for item in specs:  # one call per protocol, batch key and loss_history (the models of a call share them)
+        history = bool(item[0].params_dict.get("loss_history"))
+        calls[(item[0].protocol, item[1].batch_key, history)].append(item)
+    for (protocol, *_), items in calls.items():
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -284,6 +286,8 @@ def _train_batch(items, protocol):
         random_states=[np.random.default_rng([run.seed, 100]) for run, *_ in items],
         order_groups=data_index,
         on_divergence="flag",
+        # per-epoch losses only for experiments that read them (config: loss_history; final ones always)
+        loss_history=bool(params.get("loss_history", False)),
         **specs[0].call_kwargs,
     )
     diverged = getattr(res, "diverged", np.zeros(len(items), dtype=bool))
