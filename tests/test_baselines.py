@@ -336,7 +336,15 @@ def test_runner_staged_runs_of_a_problem_train_jointly_as_alone(monkeypatch):
     alone = {r["run_key"]: r for t in make_tasks(runs, max_models=1) for r in execute_task(t)}
     assert got.keys() == alone.keys() and all(r["status"] == "ok" for r in got.values())
     for key, rec in got.items():
-        assert rec["history"] == alone[key]["history"], rec["method"]
+        # without loss_history (not read by this experiment) the losses are recorded where a training call
+        # starts or ends, and joint calls end at every program's stage boundary: equal where both recorded
+        hist, ref = rec["history"], alone[key]["history"]
+        assert hist.keys() == ref.keys() and hist["nnz"] == ref["nnz"], rec["method"]
+        for name in ("train_loss", "test_loss"):
+            a, b = np.array(hist[name]), np.array(ref[name])
+            both = np.isfinite(a) & np.isfinite(b)
+            assert both[[0, -1]].all(), (rec["method"], name)
+            np.testing.assert_allclose(a[both], b[both], rtol=1e-10, err_msg=name)
         for name, value in rec["metrics"].items():
             if name != "wall_time":
                 np.testing.assert_allclose(value, alone[key]["metrics"][name], rtol=1e-10, err_msg=name)
