@@ -227,6 +227,16 @@ def test_wilson_interval_matches_statsmodels():
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
 
 
+def test_wilson_interval_closed_form_equals_scipy_to_the_bit():
+    from scipy.stats import binomtest
+
+    for n in range(1, 61):
+        for k in range(n + 1):
+            for confidence in (0.95, 0.9):
+                ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+                assert wilson_interval(k, n, confidence) == (ci.low, ci.high), (k, n, confidence)
+
+
 def test_config_reads_the_claim_kinds_from_the_claims_module():
     from sparsenet.experiments.config import ConfigError, parse_config
 
