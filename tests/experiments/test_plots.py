@@ -253,6 +253,7 @@ def _boxes_apart(fig):
     boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
     if fig._suptitle is not None:
         boxes.append(fig._suptitle.get_window_extent(renderer))
+    boxes += [legend.get_window_extent(renderer) for legend in fig.legends]
     for b in boxes:
         assert page.x0 - 1 <= b.x0 and b.x1 <= page.x1 + 1 and page.y0 - 1 <= b.y0 and b.y1 <= page.y1 + 1, (b, page)
     for i, a in enumerate(boxes):
@@ -272,7 +273,10 @@ def test_fixed_layout_keeps_every_panel_inside_and_apart():
             for i, m in enumerate(many) for x in (0.0, 0.1, 0.2) for s in range(3)]
     fig = plot_experiment(cfg, recs)
     assert len(fig.axes) == 4  # three metrics and the success probability, two per row
-    assert any("[" in t.get_text() for t in fig.axes[0].get_legend().get_texts())  # a failure note shown
+    notes = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "panel-note"]
+    assert len(notes) == 1 and "[" in notes[0]  # a failure note under the panel
+    key = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert key == many and not any(ax.get_legend() for ax in fig.axes)  # one key: every method once
     _boxes_apart(fig)
     plt.close(fig)
     fig = plot_experiment(config(metrics=("recovery_error", "pct_true_negative"), figure=8), records())

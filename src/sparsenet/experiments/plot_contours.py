@@ -97,5 +97,5 @@ def plot_success_contours(config, records, *, level=0.5, protocol="blind", confi
     ax.set_title(f"{title}\n{level:.0%} contour of P(recovery error < {threshold:g}), {protocol} protocol",
                  fontsize=10, y=1.0)
     _fixed_layout(fig, axes, cell_w=0.5 * len(xs) + 4.5, axes_h=0.4 * len(ys) + 2.2, left=1.15, right=0.3,
-                  xlabel_h=0.75 if len(xs) > 8 else 0.5, legend_below=False)
+                  xlabel_h=0.75 if len(xs) > 8 else 0.5)
     return fig

@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from matplotlib import ticker as mticker  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from sparsenet.experiments.aggregate import (  # noqa: E402
     _xsort,
@@ -261,6 +262,7 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     top = max(finite_all) * (30.0 if log else 1.0) + (0 if log else 0.05 * (np.ptp(finite_all) or 1.0)) \
         if finite_all else 1.0
     n_marks = 0
+    drawn = []  # (method, its failure note) of every method drawn
     for i, label in enumerate(methods):
         rows = sorted(((key[2], s) for key, s in table.items() if key[1] == label), key=lambda t: _xsort(t[0]))
         if not rows:
@@ -308,6 +310,7 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
         ok = np.isfinite(med)
         style = {"lw": 1.6} if history else {"lw": 1.4, "marker": "D", "ms": 4}
         ax.plot(xs[ok], med[ok], color=color, label=label + note, **style)
+        drawn.append((label, note))
         band_ok = np.isfinite(q1)
         ax.fill_between(xs[band_ok], q1[band_ok], np.where(np.isfinite(q3), q3, top)[band_ok],
                         color=color, alpha=0.18, lw=0)
@@ -326,6 +329,8 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
             ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
         else:
             ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+        if top / low > 1e4:  # beyond four decades, no minor ticks: each is a tick object to make and
+            ax.yaxis.set_minor_locator(mticker.NullLocator())  # draw (most of the ticks), none labelled
         if res > 0 and finite_all and min(finite_all) <= 10 * res:
             ax.axhline(res, color="0.4", ls="--", lw=0.9)
             ax.text(0.01, res, f" resolution {res:g} (exact below)", transform=matplotlib.transforms
@@ -366,10 +371,13 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     if n_marks:
         ax.text(0.99, 0.01, "▼n✗: n runs failed or infinite (worst value)", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=6.5, color="0.3")
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:  # under the x label (placed by _fixed_layout); a very long label wrapped, not cut
-        ax.legend(handles, ["\n".join(textwrap.wrap(t, _LEGEND_CHARS)) for t in labels], loc="upper center",
-                  fontsize=8, frameon=False, ncol=1)
+    # the figure's key names the methods once (plot_experiment); a panel only adds, under its x label,
+    # the methods it shows with failed or infinite runs (placed by _fixed_layout)
+    noted = [label + note for label, note in drawn if note]
+    if noted:
+        ax.text(0.5, 0.0, "\n".join("\n".join(textwrap.wrap(t, _LEGEND_CHARS)) for t in noted),
+                transform=ax.transAxes, ha="center", va="top", fontsize=8, gid=_NOTE_GID)
+    return [label for label, _ in drawn]
 
 
 def _draw_success(ax, config, records, protocol, methods, colors):
@@ -381,11 +389,13 @@ def _draw_success(ax, config, records, protocol, methods, colors):
     order = [str(v) for v in (config_field(config, "values", []) or [])]
     categories.sort(key=lambda c: order.index(c) if c in order else len(order))
     all_pos = _positions(keys, categories)
+    drawn = []
     for i, label in enumerate(methods):
         pts = runs.get((protocol, label), {})
         xs = sorted({x for x, _ in pts}, key=_xsort)
         if not xs:
             continue
+        drawn.append(label)
         if categories:
             xs.sort(key=lambda x: categories.index(str(x)))
         pos = _positions(xs, categories)
@@ -410,6 +420,7 @@ def _draw_success(ax, config, records, protocol, methods, colors):
     ax.set_title(_wrap_title(f"Success probability (Wilson 95 % CI) — {proto}"),
                  fontsize=10, y=1.0)  # fixed y range, no offset text: skip the automatic placement
     ax.grid(True, alpha=0.3)
+    return drawn
 
 
 # --------------------------------------------------------------------------------------------------
@@ -421,6 +432,8 @@ _CELL_W = 6.2  # width of one panel with its margins (in)
 _AXES_H = 3.3  # height of the plotting area of a panel (in)
 _TITLE_CHARS = 62  # a panel title (fontsize 10) wraps at this many characters
 _LEGEND_CHARS = 100  # a legend entry (fontsize 8) wraps at this many characters: it fits its panel
+_KEY_CHAR = 0.075  # width of a character of the figure's key (fontsize 8, in), generous
+_NOTE_GID = "panel-note"  # gid of a panel's text under its x label (failure notes), placed by _fixed_layout
 _LINE = {8: 0.135, 9: 0.15, 10: 0.17, 11: 0.19, 12: 0.2}  # height of a text line of each font size (in)
 
 
@@ -433,35 +446,39 @@ def _lines(text: str) -> int:
 
 
 def _fixed_layout(fig, axes, *, cell_w, axes_h, left, right, head="", head_size=12, xlabel_h=0.5,
-                  extra_right=0.0, legend_below=True):
+                  extra_right=0.0, key=()):
     """Size ``fig`` and place its ``axes`` (a 2-D array; removed ones skipped) at fixed margins.
 
     Every column is ``cell_w`` wide (``left`` and ``right`` margins around the plotting area);
     every row is as tall as its plotting area (``axes_h``) plus its titles above and its x label
-    (``xlabel_h``) and, with ``legend_below``, its legends below, counted in text lines; such a
-    legend goes under the x label, centred on its panel.
-    ``head`` is the figure's title; ``extra_right`` inches are kept free on the right (a colour bar).
+    (``xlabel_h``) and its panels' notes below (a text of gid ``panel-note``, centred under the x
+    label), counted in text lines.
+    ``head`` is the figure's title; ``key`` (``(handle, label)`` pairs) the figure's legend, in as
+    many columns as fit under the title; ``extra_right`` inches are kept free on the right (a colour bar).
     Every axis then makes only the ticks it draws (:func:`_ticks_in_view`).
     """
     nrow, ncol = axes.shape
     alive = [[ax if ax.figure is fig and ax in fig.axes else None for ax in row] for row in axes]
+    notes = {ax: t for row in alive for ax in row if ax is not None for t in ax.texts if t.get_gid() == _NOTE_GID}
     tops, bottoms = [], []
     for row in alive:
         title = max((_lines(ax.get_title()) for ax in row if ax is not None), default=0)
         size = max((ax.title.get_fontsize() for ax in row if ax is not None), default=10)
         tops.append(title * _LINE.get(round(size), size / 60) + 0.15)
-        legend = 0.0
-        for ax in row:
-            leg = ax.get_legend() if ax is not None and legend_below else None
-            if leg is not None:
-                texts = [t.get_text() for t in leg.get_texts()]
-                legend = max(legend, sum(map(_lines, texts)) * 0.135 + len(texts) * 0.056 + 0.15)
-        bottoms.append(xlabel_h + legend + 0.1)
-    head_h = _lines(head) * _LINE.get(head_size, head_size / 60) + (0.15 if head else 0.05)
+        below = max((_lines(notes[ax].get_text()) * 0.135 + 0.1 for ax in row if ax in notes), default=0.0)
+        bottoms.append(xlabel_h + below + 0.1)
     width = ncol * cell_w + extra_right
-    height = head_h + sum(tops) + nrow * axes_h + sum(bottoms)
+    head_h = _lines(head) * _LINE.get(head_size, head_size / 60) + (0.15 if head else 0.05)
+    key = list(key)
+    if key:
+        chars = max(len(label) for _, label in key)
+        key_cols = max(1, min(len(key), int((width - 0.4) // (chars * _KEY_CHAR + 0.7))))
+        key_h = -(-len(key) // key_cols) * 0.19 + 0.12
+    else:
+        key_h = 0.0
+    height = head_h + key_h + sum(tops) + nrow * axes_h + sum(bottoms)
     fig.set_size_inches(width, height)
-    y = height - head_h
+    y = height - head_h - key_h
     for i, row in enumerate(alive):
         y -= tops[i] + axes_h
         for j, ax in enumerate(row):
@@ -469,12 +486,15 @@ def _fixed_layout(fig, axes, *, cell_w, axes_h, left, right, head="", head_size=
                 continue
             ax.set_position([(j * cell_w + left) / width, y / height,
                              (cell_w - left - right) / width, axes_h / height])
-            leg = ax.get_legend()
-            if leg is not None and legend_below:
-                leg.set_bbox_to_anchor((0.5, -xlabel_h / axes_h), transform=ax.transAxes)
+            if ax in notes:
+                notes[ax].set_y(-xlabel_h / axes_h)
         y -= bottoms[i]
     if head:
         fig.suptitle(head, fontsize=head_size, y=1.0 - 0.08 / height, va="top")
+    if key:
+        fig.legend([h for h, _ in key], [label for _, label in key], loc="upper center", ncol=key_cols,
+                   bbox_to_anchor=(0.5, 1.0 - (head_h - 0.02) / height), fontsize=8, frameon=False,
+                   borderaxespad=0.0, columnspacing=1.5)
     _ticks_in_view(fig)
 
 
@@ -518,11 +538,17 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
         nrow, ncol = len(metrics), len(protocols)
     fig, axes = plt.subplots(nrow, ncol, squeeze=False)
     flat = axes.ravel()
+    shown: set = set()
+    history = False
     for ax, (metric, protocol) in zip(flat, panels):
         if metric == "exact_recovery":
-            _draw_success(ax, config, records, protocol, methods, colors)
+            shown.update(_draw_success(ax, config, records, protocol, methods, colors))
         else:
-            _draw_panel(ax, config, records, metric, protocol, methods, colors)
+            shown.update(_draw_panel(ax, config, records, metric, protocol, methods, colors))
+            history = history or is_history_metric(metric, config)
+    # one key for the whole figure: each method's colour and median line, named once
+    style = {"lw": 1.6} if history else {"lw": 1.4, "marker": "D", "ms": 4}
+    key = [(Line2D([], [], color=colors[m], **style), m) for m in methods if m in shown]
     for ax in flat[len(panels):]:
         fig.delaxes(ax)
     figure = config_field(config, "figure")
@@ -532,7 +558,7 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     if trials is not None:
         head += f"  (every run shown; line: median, band: interquartile range over {trials} trials)"
     head = "\n".join(textwrap.wrap(head, 75 * ncol))
-    _fixed_layout(fig, axes, cell_w=_CELL_W, axes_h=_AXES_H, left=1.05, right=0.3, head=head)
+    _fixed_layout(fig, axes, cell_w=_CELL_W, axes_h=_AXES_H, left=1.05, right=0.3, head=head, key=key)
     return fig
 
 
