@@ -243,7 +243,12 @@ def _top_marks(ax, marks, color, dy):
                 color=color)
 
 
-def _draw_panel(ax, config, records, metric, protocol, methods, colors):
+def _protocol_title(protocol, first_row):
+    """The protocol in a panel's title: described in the first row of panels, named in the others."""
+    return PROTOCOL_TITLES.get(protocol, f"{protocol} protocol") if first_row else f"{protocol} protocol"
+
+
+def _draw_panel(ax, config, records, metric, protocol, methods, colors, first_row=True):
     history = is_history_metric(metric, config)
     mine = [r for r in records if r.get("protocol") == protocol]
     table = aggregate(mine, metric, history=history, config=config)
@@ -358,7 +363,7 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     x = "epoch" if history else config_field(config, "x", "x")
     ax.set_xlabel(X_LABELS.get(x, x))
     ax.set_ylabel("\n".join(textwrap.wrap(ylabel, 48)) if "$" not in ylabel else ylabel, fontsize=9)
-    proto = PROTOCOL_TITLES.get(protocol, f"{protocol} protocol")
+    proto = _protocol_title(protocol, first_row)
     # A title placed at y = 1 skips matplotlib's automatic placement, which measures the y axis once
     # more per draw (~12 % of a figure's drawing; same pixels). Only a linear axis of a non-rate metric
     # can carry an offset text (e.g. "1e-5") that the automatic placement would lift the title above.
@@ -380,7 +385,7 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors):
     return [label for label, _ in drawn]
 
 
-def _draw_success(ax, config, records, protocol, methods, colors):
+def _draw_success(ax, config, records, protocol, methods, colors, first_row=True):
     """P(exact recovery) per x with Wilson 95 % intervals; a failed run is not a success."""
     mine = [r for r in records if r.get("protocol") == protocol]
     runs = per_trial(mine, "exact_recovery", config=config)
@@ -416,7 +421,7 @@ def _draw_success(ax, config, records, protocol, methods, colors):
     x = config_field(config, "x", "x")
     ax.set_xlabel(X_LABELS.get(x, x))
     ax.set_ylabel(f"P(error ≤ {res:g} and exact support)", fontsize=9)
-    proto = PROTOCOL_TITLES.get(protocol, f"{protocol} protocol")
+    proto = _protocol_title(protocol, first_row)
     ax.set_title(_wrap_title(f"Success probability (Wilson 95 % CI) — {proto}"),
                  fontsize=10, y=1.0)  # fixed y range, no offset text: skip the automatic placement
     ax.grid(True, alpha=0.3)
@@ -540,11 +545,11 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     flat = axes.ravel()
     shown: set = set()
     history = False
-    for ax, (metric, protocol) in zip(flat, panels):
+    for i, (ax, (metric, protocol)) in enumerate(zip(flat, panels)):
         if metric == "exact_recovery":
-            shown.update(_draw_success(ax, config, records, protocol, methods, colors))
+            shown.update(_draw_success(ax, config, records, protocol, methods, colors, i < ncol))
         else:
-            shown.update(_draw_panel(ax, config, records, metric, protocol, methods, colors))
+            shown.update(_draw_panel(ax, config, records, metric, protocol, methods, colors, i < ncol))
             history = history or is_history_metric(metric, config)
     # one key for the whole figure: each method's colour and median line, named once
     style = {"lw": 1.6} if history else {"lw": 1.4, "marker": "D", "ms": 4}
@@ -690,7 +695,8 @@ def save_figure(fig, out_dir, stem: str, *, svg: bool = False) -> tuple[Path, Pa
     png, svg_path = out / f"{stem}.png", out / f"{stem}.svg"
     # written to a temporary name and renamed: a kill mid-write never leaves a truncated figure
     tmp_png, tmp_svg = out / f".{stem}.png.tmp", out / f".{stem}.svg.tmp"
-    fig.savefig(tmp_png, dpi=120, format="png")
+    # zlib level 3 instead of Pillow's 6: ~35 % less time to compress, files ~5 % larger
+    fig.savefig(tmp_png, dpi=120, format="png", pil_kwargs={"compress_level": 3})
     if svg:  # text kept as text (smaller, faster than glyph outlines)
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": stem}):
             fig.savefig(tmp_svg, format="svg", metadata={"Date": None})
