@@ -74,7 +74,10 @@ def test_one_panel_per_metric_and_protocol_with_titles():
     assert len(axes) == 6  # recovery error, % true negatives, then the success probability row
     titles = [ax.get_title() for ax in axes]
     assert sum("blind" in t for t in titles) == 3 and sum("report" in t for t in titles) == 3
-    assert "%" in axes[2].get_ylabel() and axes[0].get_xlabel().startswith("IHT threshold")
+    assert "%" in axes[2].get_ylabel() and axes[4].get_xlabel().startswith("IHT threshold")
+    # each axis label said once: the x label under a column's lowest panel, the y label left of a row
+    assert [bool(ax.get_xlabel()) for ax in axes] == [False] * 4 + [True] * 2
+    assert [bool(ax.get_ylabel()) for ax in axes] == [True, False] * 3
     assert all(t.startswith("Success probability") for t in titles[4:])
     labels = axes[0].get_legend_handles_labels()[1]
     assert labels == ["tensor", "random"]
@@ -153,7 +156,7 @@ def test_history_metrics_plot_against_epoch_on_log_scale(tmp_path):
     axes = fig.get_axes()
     assert len(axes) == 4
     assert all(ax.get_yscale() == "log" for ax in axes)
-    assert "epoch" in axes[0].get_xlabel() and "MSE" in axes[0].get_ylabel()
+    assert "epoch" in axes[2].get_xlabel() and "MSE" in axes[0].get_ylabel()
     assert list(axes[0].get_lines()[0].get_xdata()) == list(range(11))
     png, _ = save_figure(fig, tmp_path, figure_stem(cfg))
     assert png.name.startswith("fig03_")

@@ -52,9 +52,8 @@ __all__ = ["plot_experiment", "plot_phase_transition", "success_probability", "s
 
 #: y-axis label (with unit) and short panel title of each metric.
 METRIC_LABELS = {
-    "recovery_error": (r"relative recovery error $\|\hat W - W^*\|_F \,/\, \|W^*\|_F$",
-                       "Recovery error"),
-    "init_recovery_error": (r"relative error at init. $\|W_0 - W^*\|_F \,/\, \|W^*\|_F$",
+    "recovery_error": ("relative recovery error ‖Ŵ − W*‖ / ‖W*‖ (Frobenius norms)", "Recovery error"),
+    "init_recovery_error": ("relative error at init. ‖W₀ − W*‖ / ‖W*‖ (Frobenius norms)",
                             "Recovery error of the initialization"),
     "pct_true_negative": ("true negatives (%)", "% true negatives"),
     "pct_true_positive": ("true positives (%)", "% true positives"),
@@ -455,8 +454,8 @@ def _fixed_layout(fig, axes, *, cell_w, axes_h, left, right, head="", head_size=
     """Size ``fig`` and place its ``axes`` (a 2-D array; removed ones skipped) at fixed margins.
 
     Every column is ``cell_w`` wide (``left`` and ``right`` margins around the plotting area);
-    every row is as tall as its plotting area (``axes_h``) plus its titles above and its x label
-    (``xlabel_h``) and its panels' notes below (a text of gid ``panel-note``, centred under the x
+    every row is as tall as its plotting area (``axes_h``) plus its titles above and its tick
+    labels and x label (``xlabel_h``; 0.2 less in a row without x labels) and its panels' notes below (a text of gid ``panel-note``, centred under the x
     label), counted in text lines.
     ``head`` is the figure's title; ``key`` (``(handle, label)`` pairs) the figure's legend, in as
     many columns as fit under the title; ``extra_right`` inches are kept free on the right (a colour bar).
@@ -465,13 +464,14 @@ def _fixed_layout(fig, axes, *, cell_w, axes_h, left, right, head="", head_size=
     nrow, ncol = axes.shape
     alive = [[ax if ax.figure is fig and ax in fig.axes else None for ax in row] for row in axes]
     notes = {ax: t for row in alive for ax in row if ax is not None for t in ax.texts if t.get_gid() == _NOTE_GID}
-    tops, bottoms = [], []
+    tops, bottoms, ticks_h = [], [], []
     for row in alive:
         title = max((_lines(ax.get_title()) for ax in row if ax is not None), default=0)
         size = max((ax.title.get_fontsize() for ax in row if ax is not None), default=10)
         tops.append(title * _LINE.get(round(size), size / 60) + 0.15)
         below = max((_lines(notes[ax].get_text()) * 0.135 + 0.1 for ax in row if ax in notes), default=0.0)
-        bottoms.append(xlabel_h + below + 0.1)
+        ticks_h.append(xlabel_h if any(ax is not None and ax.get_xlabel() for ax in row) else xlabel_h - 0.2)
+        bottoms.append(ticks_h[-1] + below + 0.1)
     width = ncol * cell_w + extra_right
     head_h = _lines(head) * _LINE.get(head_size, head_size / 60) + (0.15 if head else 0.05)
     key = list(key)
@@ -492,7 +492,7 @@ def _fixed_layout(fig, axes, *, cell_w, axes_h, left, right, head="", head_size=
             ax.set_position([(j * cell_w + left) / width, y / height,
                              (cell_w - left - right) / width, axes_h / height])
             if ax in notes:
-                notes[ax].set_y(-xlabel_h / axes_h)
+                notes[ax].set_y(-ticks_h[i] / axes_h)
         y -= bottoms[i]
     if head:
         fig.suptitle(head, fontsize=head_size, y=1.0 - 0.08 / height, va="top")
@@ -556,6 +556,19 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     key = [(Line2D([], [], color=colors[m], **style), m) for m in methods if m in shown]
     for ax in flat[len(panels):]:
         fig.delaxes(ax)
+    # an axis label said once: the x label under the lowest panel of a column, the y label left of the
+    # first panel of a row, where the neighbouring panels' labels are the same (tick labels stay on all)
+    for i in range(nrow):
+        for j in range(ncol):
+            ax = axes[i, j]
+            below = axes[i + 1, j] if i + 1 < nrow else None
+            if ax.figure is fig and below is not None and below in fig.axes and below.get_xlabel() == ax.get_xlabel():
+                ax.set_xlabel("")
+    for i in range(nrow):
+        for j in range(ncol - 1, 0, -1):
+            ax, left = axes[i, j], axes[i, j - 1]
+            if ax in fig.axes and left in fig.axes and left.get_ylabel() == ax.get_ylabel():
+                ax.set_ylabel("")
     figure = config_field(config, "figure")
     title = config_field(config, "title") or config_field(config, "name", "")
     head = f"Fig. {int(figure)}: {title}" if figure is not None else str(title)
