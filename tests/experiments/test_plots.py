@@ -332,3 +332,30 @@ def test_ticks_only_in_view_draw_the_same_pixels():
         plt.close(fig)
     assert out[0][0] == out[1][0]  # the same image
     assert out[0][1] < out[1][1]  # from fewer tick objects
+
+
+def test_axis_labels_placed_once_clear_their_tick_labels():
+    """Axis labels at fixed offsets: beyond every tick label (none overlapping), at about the label pad."""
+    recs = [rec(m, x, {"recovery_error": v * (1 + x), "pct_true_negative": 100 * x}, seed=s, protocol=p)
+            for m in ("tensor", "random") for x in (0.0, 0.1, 0.2) for s, v in enumerate((1e-9, 0.5, 2e-6))
+            for p in ("blind", "report")]
+    fig = plot_experiment(config(metrics=("recovery_error", "pct_true_negative")), recs)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    pt = fig.dpi / 72
+    checked = 0
+    for ax in fig.axes:
+        if ax.get_xlabel():
+            label = ax.xaxis.label.get_window_extent(renderer)
+            ticks = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+            gap = min(b.y0 for b in ticks) - label.y1
+            assert 0.5 * pt < gap < 8 * pt, gap / pt
+            checked += 1
+        if ax.get_ylabel():
+            label = ax.yaxis.label.get_window_extent(renderer)
+            ticks = [t.get_window_extent(renderer) for t in ax.get_yticklabels() if t.get_text()]
+            gap = min(b.x0 for b in ticks) - label.x1
+            assert 0.5 * pt < gap < 8 * pt, gap / pt
+            checked += 1
+    assert checked == 2 + 3  # x labels under the lowest row (two columns), y labels left of each row
+    plt.close(fig)
