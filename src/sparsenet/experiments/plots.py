@@ -596,6 +596,11 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     key = [(Line2D([], [], color=colors[m], **style), m) for m in methods if m in shown]
     for ax in flat[len(panels):]:
         fig.delaxes(ax)
+    # at most 6 steps on a linear x axis (matplotlib's default allows 9 on a panel this wide): each
+    # tick is a tick object, a label and a grid line to make and draw
+    for ax in fig.axes:
+        if ax.get_xscale() == "linear" and type(ax.xaxis.get_major_locator()) is mticker.AutoLocator:
+            ax.xaxis.set_major_locator(mticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
     # an axis label said once: the x label under the lowest panel of a column, the y label left of the
     # first panel of a row, where the neighbouring panels' labels are the same (tick labels stay on all)
     for i in range(nrow):
@@ -615,7 +620,7 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     trials = config_field(config, "trials")
     if trials is not None:
         head += f"  (every run shown; line: median, band: interquartile range over {trials} trials)"
-    head = "\n".join(textwrap.wrap(head, 75 * ncol))
+    head = "\n".join(textwrap.wrap(head, 62 * ncol))  # fits the figure's width at fontsize 12
     _fixed_layout(fig, axes, cell_w=_CELL_W, axes_h=_AXES_H, left=1.05, right=0.3, head=head, key=key,
                   place_labels=True)
     return fig
