@@ -9,7 +9,8 @@ What a panel shows (honest for bimodal outcomes such as "exact recovery or failu
 * every run as a point, jittered sideways (a history: every run as a thin curve);
 * the median over trials as a line and the interquartile range as a band, a failed or non-finite run
   counting as the worst value (so a band reaching the top edge says that a quarter or more failed);
-* failed and non-finite runs as marks at the top edge with their count, never left out silently;
+* failed and non-finite runs as marks at the top edge with their count, never left out silently, and
+  per method under the panel (the figure's key, under its title, names every method once);
   a log axis is never given an error bar through zero;
 * the metric's resolution as a dashed line (values below it are exact, docs/EXPERIMENT_SCHEMA.md);
 * on recovery-error figures, an extra row: the success probability P(exact recovery) per x with its
