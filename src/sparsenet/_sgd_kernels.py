@@ -176,6 +176,32 @@ def _w_minus_xtg(W, Xb, m, Gz):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
+def _two_units(XT, m, wa, wb, za, zb):
+    """za = XT[:, :m]ᵀ wa and zb = XT[:, :m]ᵀ wb (rows innermost): two hidden units share the loads of
+    the transposed rows, four features per pass (one FMA chain over l, the order every kernel uses)."""
+    d = XT.shape[0]
+    d4 = d - d % 4
+    for i in range(m):
+        za[i] = 0.0
+        zb[i] = 0.0
+    for l in range(0, d4, 4):
+        a0, a1, a2, a3 = wa[l], wa[l + 1], wa[l + 2], wa[l + 3]
+        b0, b1, b2, b3 = wb[l], wb[l + 1], wb[l + 2], wb[l + 3]
+        x0, x1, x2, x3 = XT[l], XT[l + 1], XT[l + 2], XT[l + 3]
+        for i in range(m):
+            u0, u1, u2, u3 = x0[i], x1[i], x2[i], x3[i]
+            za[i] = za[i] + u0 * a0 + u1 * a1 + u2 * a2 + u3 * a3
+            zb[i] = zb[i] + u0 * b0 + u1 * b1 + u2 * b2 + u3 * b3
+    for l in range(d4, d):
+        a0 = wa[l]
+        b0 = wb[l]
+        x0 = XT[l]
+        for i in range(m):
+            za[i] = za[i] + x0[i] * a0
+            zb[i] = zb[i] + x0[i] * b0
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, train_v):
     """One epoch of minibatch SGD for U groups × G models, in place.
 
@@ -347,7 +373,6 @@ def narrow_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tra
     Wx = np.empty(d, dtype=dt)
     use_mask = mask.shape[0] > 0
     use_l1 = l1.shape[0] > 0
-    d4 = d - d % 4
     for u in range(U):
         Wu = W[u]
         vu = v[u]
@@ -367,26 +392,7 @@ def narrow_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tra
                 two = kk + 1 < K
                 wa = WT[kk]
                 wb = WT[kk + 1] if two else WT[kk]
-                za = ZT[kk]
-                zb = ZT[kk + 1] if two else Zx
-                for i in range(m):
-                    za[i] = 0.0
-                    zb[i] = 0.0
-                for l in range(0, d4, 4):
-                    a0, a1, a2, a3 = wa[l], wa[l + 1], wa[l + 2], wa[l + 3]
-                    b0, b1, b2, b3 = wb[l], wb[l + 1], wb[l + 2], wb[l + 3]
-                    x0, x1, x2, x3 = XbT[l], XbT[l + 1], XbT[l + 2], XbT[l + 3]
-                    for i in range(m):
-                        u0, u1, u2, u3 = x0[i], x1[i], x2[i], x3[i]
-                        za[i] = za[i] + u0 * a0 + u1 * a1 + u2 * a2 + u3 * a3
-                        zb[i] = zb[i] + u0 * b0 + u1 * b1 + u2 * b2 + u3 * b3
-                for l in range(d4, d):
-                    a0 = wa[l]
-                    b0 = wb[l]
-                    x0 = XbT[l]
-                    for i in range(m):
-                        za[i] = za[i] + x0[i] * a0
-                        zb[i] = zb[i] + x0[i] * b0
+                _two_units(XbT, m, wa, wb, ZT[kk], ZT[kk + 1] if two else Zx)
             for kk in range(K):
                 zk = ZT[kk]
                 ak = AT[kk]
@@ -507,7 +513,6 @@ def _sq_errors(X, y, WT, vk, k, code, XcT, Zc, PT, ET):
     K = WT.shape[0]
     G = K // k
     ch = XcT.shape[1]
-    d4 = d - d % 4
     za = Zc[0]
     zb = Zc[1]
     for i0 in range(0, n, ch):
@@ -520,24 +525,7 @@ def _sq_errors(X, y, WT, vk, k, code, XcT, Zc, PT, ET):
             two = kk + 1 < K
             wa = WT[kk]
             wb = WT[kk + 1] if two else WT[kk]
-            for i in range(mc):
-                za[i] = 0.0
-                zb[i] = 0.0
-            for l in range(0, d4, 4):
-                a0, a1, a2, a3 = wa[l], wa[l + 1], wa[l + 2], wa[l + 3]
-                b0, b1, b2, b3 = wb[l], wb[l + 1], wb[l + 2], wb[l + 3]
-                x0, x1, x2, x3 = XcT[l], XcT[l + 1], XcT[l + 2], XcT[l + 3]
-                for i in range(mc):
-                    u0, u1, u2, u3 = x0[i], x1[i], x2[i], x3[i]
-                    za[i] = za[i] + u0 * a0 + u1 * a1 + u2 * a2 + u3 * a3
-                    zb[i] = zb[i] + u0 * b0 + u1 * b1 + u2 * b2 + u3 * b3
-            for l in range(d4, d):
-                a0 = wa[l]
-                b0 = wb[l]
-                x0 = XcT[l]
-                for i in range(mc):
-                    za[i] = za[i] + x0[i] * a0
-                    zb[i] = zb[i] + x0[i] * b0
+            _two_units(XcT, mc, wa, wb, za, zb)
             _unit_terms(za, mc, code, PT[kk % G], vk[kk], kk < G)
             if two:
                 _unit_terms(zb, mc, code, PT[(kk + 1) % G], vk[kk + 1], kk + 1 < G)
