@@ -51,6 +51,29 @@ def test_recover_same_seed_bit_identical():
     assert a.loss == min(a.history["start_losses"])
 
 
+def test_start_cache_gives_the_results_of_separate_calls():
+    """Solvers sharing one start cache (one problem, one seed) return exactly what each returns alone;
+    the reused starts are marked and keep the time of their first computation."""
+    p = make_planted(300, 8, 3, thresh_gt=0.15, noise_sd=0.1, random_state=5)
+    cache, kw = {}, dict(sparsifier=Threshold(0.075), max_starts=3)
+    for i, solver in enumerate(["htp", "grasp", "niht", "htp", "sgd_iht"]):
+        alone = recover(p.X, p.y, 3, solver=solver, random_state=np.random.default_rng(3), **kw)
+        shared = recover(p.X, p.y, 3, solver=solver, random_state=np.random.default_rng(3), start_cache=cache, **kw)
+        np.testing.assert_array_equal(alone.W, shared.W)
+        np.testing.assert_array_equal(alone.v, shared.v)
+        assert alone.history["start_losses"] == shared.history["start_losses"]
+        assert alone.history["sign_losses"] == shared.history["sign_losses"]
+        assert alone.warnings == shared.warnings
+        reused = shared.history["start_reused"]
+        assert len(reused) == shared.n_starts == len(shared.history["start_seconds"])
+        if solver == "sgd_iht":  # its shuffling shares the random state: never cached
+            assert not any(reused)
+        elif i > 0:
+            assert reused[0]  # start 0 is the same for every solver
+        assert all(t > 0 for t in shared.history["start_seconds"])
+    assert 1 <= len(cache) <= kw["max_starts"]
+
+
 @pytest.mark.parametrize("solver", ["sgd_iht", "niht", "htp", "grasp"])
 def test_recover_runs_every_solver(solver):
     p = make_planted(300, 6, 2, thresh_gt=0.15, random_state=2)

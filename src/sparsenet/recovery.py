@@ -6,6 +6,7 @@ high; the sparsity-constrained fit is one of :mod:`sparsenet.solvers`.
 """
 
 import itertools
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -30,8 +31,9 @@ class RecoverResult:
         Training mean squared error of the returned model.
     history : dict
         The chosen start's solver history (``"loss"``, ``"nnz"``), its ``"n_iter"``,
-        ``"stop_reason"``, the sign search's ``"sign_losses"`` (loss of each pattern tried) and
-        ``"start_losses"`` (final loss of every start).
+        ``"stop_reason"``, the sign search's ``"sign_losses"`` (loss of each pattern tried),
+        ``"start_losses"`` (final loss of every start), ``"start_seconds"`` (time of each start's
+        initialization and sign search) and ``"start_reused"`` (whether it came from ``start_cache``).
     solver : str
         Name of the solver used (the resolved one for ``solver="auto"``).
     n_starts : int
@@ -154,8 +156,16 @@ def _initial(X, y, k, activation, rng, caught):
     return W0, v0
 
 
+def _rng_key(rng):
+    """The state of ``rng`` as a hashable value (equal states: equal draws from here on)."""
+    def freeze(value):
+        return tuple((key, freeze(val)) for key, val in value.items()) if isinstance(value, dict) else value
+
+    return freeze(rng.bit_generator.state)
+
+
 def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=False, signs="auto",
-            max_starts=3, restart_tol=1e-8, random_state=None):
+            max_starts=3, restart_tol=1e-8, random_state=None, start_cache=None):
     r"""Recover a sparse one-hidden-layer network ŷ = φ(XW) v from (X, y).
 
     Pipeline (only X, y and the arguments are used):
@@ -199,6 +209,14 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
         data stop when two starts agree).
     random_state : None, int or numpy.random.Generator, default=None
         Seeds the initializations (and the SGD solver's shuffling).
+    start_cache : dict or None, default=None
+        Shares the starts (steps 1–2, the costly part for small problems) between calls on the same
+        X, y, k and activation, e.g. one call per solver: a start is computed once per random state
+        and sign strategy, and the calls that reuse it return the same result as without the cache
+        (the random state is restored to where the start left it). ``history["start_seconds"]``
+        holds each start's measured time (the time of its first computation when reused) and
+        ``history["start_reused"]`` which starts were reused. Not used
+        with the SGD solver, whose shuffling shares the random state.
 
     Returns
     -------
@@ -238,17 +256,30 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
     resolved = "grasp" if name == "auto" else name
     datafit = NetLeastSquares(X, y, k, activation)
     scale = max(float(y @ y) / len(y), 1e-300)
-    caught, best, starts = [], None, []
+    caught, best, starts, seconds, reused = [], None, [], [], []
+    cache = {} if start_cache is None or name == "sgd_iht" else start_cache
     for start in range(max_starts):
-        W0, v0 = _initial(X, y, k, activation, rng, caught)
-        if signs == "init":
-            v, W, sign_losses = np.where(v0 < 0, -1.0, 1.0), W0, {}
-            if name != "sgd_iht":
-                W, _ = _dense_fit(datafit, W0, v, 5)
-        else:
-            v, W, sign_losses = search_signs(X, y, W0, v0, activation=activation, strategy=signs, random_state=rng)
-        if name == "sgd_iht":
-            W = W0 if signs == "init" else W  # the report's method starts from the init (or the sign fit)
+        key = (signs, _rng_key(rng))
+        reused.append(key in cache)
+        if key not in cache:
+            t0 = time.perf_counter()
+            msgs = []
+            W0, v0 = _initial(X, y, k, activation, rng, msgs)
+            if signs == "init":
+                v, W, sign_losses = np.where(v0 < 0, -1.0, 1.0), W0, {}
+                if name != "sgd_iht":
+                    W, _ = _dense_fit(datafit, W0, v, 5)
+            else:
+                v, W, sign_losses = search_signs(X, y, W0, v0, activation=activation, strategy=signs,
+                                                 random_state=rng)
+            if name == "sgd_iht":
+                W = W0 if signs == "init" else W  # the report's method starts from the init (or the sign fit)
+            cache[key] = (v, W, sign_losses, msgs, rng.bit_generator.state, time.perf_counter() - t0)
+        v, W, sign_losses, msgs, state, took = cache[key]
+        v, W = v.copy(), W.copy()  # the cached start stays as computed whatever the solver does
+        rng.bit_generator.state = state  # where the start left the random state (a no-op when computed now)
+        caught += msgs
+        seconds.append(took)
         res = sol.solve(datafit, sparsifier, {"W": W, "v": v}, train=("W", "v") if train_v else ("W",))
         starts.append(res.loss)
         if best is None or res.loss < best[0].loss:
@@ -259,7 +290,8 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
             break  # two starts reached the same minimum: another start is unlikely to find a lower one
     res, sign_losses = best
     history = {**res.history, "n_iter": res.n_iter, "stop_reason": res.stop_reason,
-               "sign_losses": sign_losses, "start_losses": starts}
+               "sign_losses": sign_losses, "start_losses": starts, "start_seconds": seconds,
+               "start_reused": reused}
     return RecoverResult(W=res.W, v=res.v, loss=res.loss, history=history, solver=resolved,
                          n_starts=len(starts), warnings=caught)
 

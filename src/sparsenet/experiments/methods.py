@@ -75,6 +75,7 @@ class ProblemContext:
         self.protocol = protocol
         self.seed = int(seed)
         self._inits = {}
+        self.shared = {}  # results that several runs of this problem reuse (e.g. recover's starts)
         self.warnings = []  # messages of warnings raised by the initializations, stored with each run
 
     def init(self, kind):
