@@ -483,3 +483,17 @@ def test_batched_jennrich_equals_one_pair_at_a_time():
     # Same eigenvectors up to rounding (the slices are formed by another product here).
     for U, R in zip(out, ref):
         assert _column_match_error(U, R) < 1e-8
+
+
+def test_batched_lstsq_equals_numpy_lstsq_per_matrix():
+    """The singular-candidate fallback of _fit_weights: the bits of np.linalg.lstsq, one matrix at a time."""
+    rng = np.random.default_rng(3)
+    for k in (1, 3, 5, 8):
+        U = ti._normalize_columns(rng.standard_normal((20, k, k)))
+        U[::3, :, -1] = U[::3, :, 0]  # repeated columns (a complex Jennrich pair): singular Gram matrices
+        G = np.einsum("sai,saj->sij", U, U) ** 3
+        rhs = rng.standard_normal((20, k))
+        ref = np.stack([np.linalg.lstsq(g, r, rcond=None)[0] for g, r in zip(G, rhs)])
+        np.testing.assert_array_equal(ti._batched_lstsq(G, rhs), ref)
+    with pytest.raises(np.linalg.LinAlgError):  # gelsd failing: numpy's own error, as before
+        ti._batched_lstsq(np.full((2, 3, 3), np.nan), np.ones((2, 3)))
