@@ -292,11 +292,15 @@ def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tr
                 Wu[l, kk] = Wsrc[l, kk]
         vu = v[u]
         _gather(X, y, ycol, order[u, :min(batch_size, n)], Xn, yn)
+        _prefetch_rows(X, order[u, batch_size:2 * batch_size])
         for s0 in range(0, n, batch_size):
             m = min(batch_size, n - s0)
             scale = batch_size / m  # c was computed for full batches
             Xb, Xn = Xn, Xb
             yb, yn = yn, yb
+            s2 = s0 + 2 * batch_size  # the rows two steps ahead asked for now (as in narrow_epoch)
+            if s2 < n:
+                _prefetch_rows(X, order[u, s2:min(s2 + batch_size, n)])
             _xw(Xb, m, Wu, Z)  # forward: Z = X_b W
             s1 = s0 + batch_size
             if s1 < n:
