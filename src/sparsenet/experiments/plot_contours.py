@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from scipy.stats import beta, norm  # noqa: E402
 
+from sparsenet.experiments.canvas import new_figure  # noqa: E402
 from sparsenet.experiments.plots import X_LABELS, _fixed_layout, config_field, success_probability  # noqa: E402
 
 __all__ = ["plot_success_contours", "wilson_bounds"]
@@ -58,7 +59,8 @@ def plot_success_contours(config, records, *, level=0.5, protocol="blind", confi
     """
     xs, ys, table = success_probability(config, list(records))
     methods = [m for (p, m) in table if p == protocol]
-    fig, axes = plt.subplots(1, 1, squeeze=False)
+    fig = new_figure()
+    axes = fig.subplots(1, 1, squeeze=False)
     ax = axes[0, 0]
     colors = plt.get_cmap("tab10").colors
     handles = []

@@ -47,6 +47,7 @@ from sparsenet.experiments.aggregate import (  # noqa: E402
     resolution,
     run_counts,
 )
+from sparsenet.experiments.canvas import new_figure  # noqa: E402
 from sparsenet.experiments.claims import wilson_interval  # noqa: E402
 
 __all__ = ["plot_experiment", "plot_phase_transition", "success_probability", "save_figure",
@@ -580,7 +581,8 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     else:  # metrics as rows, protocols as columns (blind | report)
         panels = [(metric, protocol) for metric in metrics for protocol in protocols]
         nrow, ncol = len(metrics), len(protocols)
-    fig, axes = plt.subplots(nrow, ncol, squeeze=False)
+    fig = new_figure()
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     flat = axes.ravel()
     shown: set = set()
     history = False
@@ -706,7 +708,8 @@ def plot_phase_transition(config, records) -> matplotlib.figure.Figure:
     x, y = config_field(config, "x"), config_field(config, "y")
     threshold = float(config_field(config, "success_threshold", 1e-2))
     nrow, ncol = len(methods), len(protocols)
-    fig, axes = plt.subplots(nrow, ncol, squeeze=False)
+    fig = new_figure()
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     image = None
     for i, method in enumerate(methods):
         for j, protocol in enumerate(protocols):

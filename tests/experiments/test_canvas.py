@@ -1,0 +1,89 @@
+"""The figures' canvas (experiments/canvas.py) against matplotlib's own Agg canvas as the oracle."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from sparsenet.experiments import canvas  # noqa: E402
+
+TEXTS = [  # (string, rotation, fontsize, horizontal alignment)
+    ("Recovery error — blind protocol (only X, y reach the algorithm)", 0, 10, "left"),
+    ("relative recovery error ‖Ŵ − W*‖ / ‖W*‖", 90, 9, "center"),
+    ("0.0001", 0, 10, "right"),
+    ("1✗", 0, 7, "center"),
+    ("turned text σ κ", 30, 12, "center"),
+]
+
+
+def _pixels(fig, text, rotation, size, ha, x=0.43, y=0.37):
+    fig.set_size_inches(6, 4)
+    fig.set_dpi(120)
+    fig.text(x, y, text, rotation=rotation, fontsize=size, ha=ha, va="baseline", color="C3")
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+
+
+def _stock():
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _ink(pixels):
+    mask = (pixels < 250).any(axis=-1)
+    rows, cols = np.nonzero(mask)
+    return np.array([rows.min(), rows.max(), cols.min(), cols.max()]), (255 - pixels).sum()
+
+
+@pytest.mark.parametrize("text, rotation, size, ha", TEXTS)
+def test_text_drawn_where_matplotlib_draws_it(text, rotation, size, ha):
+    """Each text's ink: the same box as the stock renderer's within a pixel (the bitmap is placed at
+    the nearest whole pixel instead of at subpixel positions), and the same amount within 3 %."""
+    box, total = _ink(_pixels(canvas.new_figure(), text, rotation, size, ha))
+    box0, total0 = _ink(_pixels(_stock(), text, rotation, size, ha))
+    assert np.abs(box - box0).max() <= 1, (box, box0)
+    assert abs(total - total0) <= 0.03 * total0, (total, total0)
+
+
+@pytest.mark.parametrize("text, rotation, size, ha", TEXTS[:3])
+def test_text_extent_equals_matplotlib(text, rotation, size, ha):
+    """Layout sees exactly the stock renderer's text extents (the same FreeType call, cached)."""
+    extents = []
+    for fig in (canvas.new_figure(), _stock()):
+        fig.set_dpi(120)
+        t = fig.text(0.2, 0.3, text, rotation=rotation, fontsize=size, ha=ha)
+        extents.append(t.get_window_extent(fig.canvas.get_renderer()).bounds)
+    assert extents[0] == extents[1]
+
+
+def test_cached_text_gives_the_same_pixels():
+    """A text drawn from the cache (second draw, other figures in between) equals its first drawing."""
+    canvas._cache.clear()
+    first = _pixels(canvas.new_figure(), *TEXTS[0][:1], 0, 10, "left")
+    assert canvas._cache  # the text was cached
+    _pixels(canvas.new_figure(), "something else", 90, 8, "center")
+    again = _pixels(canvas.new_figure(), *TEXTS[0][:1], 0, 10, "left")
+    np.testing.assert_array_equal(first, again)
+    moved = _pixels(canvas.new_figure(), *TEXTS[0][:1], 0, 10, "left", x=0.1, y=0.8)
+    assert not np.array_equal(first, moved)  # the cache keeps the bitmap, not its place
+
+
+def test_mathtext_goes_to_matplotlib():
+    """A mathtext string is drawn by the stock renderer: identical pixels."""
+    a = _pixels(canvas.new_figure(), r"$\|W\|_F^2 + \alpha$", 0, 12, "left")
+    b = _pixels(_stock(), r"$\|W\|_F^2 + \alpha$", 0, 12, "left")
+    np.testing.assert_array_equal(a, b)
+
+
+def test_new_figure_is_not_registered_with_pyplot():
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    fig = canvas.new_figure()
+    assert isinstance(fig.canvas, canvas.FastTextCanvas)
+    assert plt.get_fignums() == before
