@@ -162,14 +162,16 @@ def test_environment_variable_selects_the_numpy_path(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["relu2", "tanh"])
-def test_problem_losses_equal_the_direct_formula(name):
+@pytest.mark.parametrize("k", [4, 5])
+def test_problem_losses_equal_the_direct_formula(name, k):
     # One call for every data set (train and test rows): each model's MSE on its own data set, as
-    # mean((φ(X W) v − y)²) in numpy; data set 1 has no model; n, n_test not multiples of the chunk.
+    # mean((φ(X W) v − y)²) in numpy; data set 1 has no model; n, n_test not multiples of the chunk;
+    # odd k: the units are taken two at a time across neighbouring models.
     from sparsenet import _sgd_kernels as K
     from sparsenet.activations import ACTIVATIONS
 
     rng = np.random.default_rng(2)
-    P, n, n_test, d, k = 3, 150, 70, 9, 4
+    P, n, n_test, d = 3, 150, 70, 9
     X, y = rng.normal(size=(P, n, d)), rng.normal(size=(P, n))
     Xt, yt = rng.normal(size=(P, n_test, d)), rng.normal(size=(P, n_test))
     di = np.array([2, 0, 2, 2, 0, 2, 2])
@@ -183,10 +185,11 @@ def test_problem_losses_equal_the_direct_formula(name):
         assert out[b] == pytest.approx(np.mean((phi(X[p] @ W[b]) @ v[b] - y[p]) ** 2), rel=1e-12)
         assert out_test[b] == pytest.approx(np.mean((phi(Xt[p] @ W[b]) @ v[b] - yt[p]) ** 2), rel=1e-12)
     # a model's loss does not depend on the models it is computed with (same bits alone)
-    alone = np.full(1, np.nan)
-    K.problem_losses(X, y, Xt[:0], yt[:0], W[3:4], v[3:4], np.zeros(1, dtype=np.intp), np.array([0, 0, 0, 1]),
-                     K.ACTIVATION_CODES[name], alone, alone)
-    assert alone[0] == out[3]
+    for b, p in enumerate(di):
+        alone, alone_test = np.full(1, np.nan), np.full(1, np.nan)
+        K.problem_losses(X[p:p + 1], y[p:p + 1], Xt[p:p + 1], yt[p:p + 1], W[b:b + 1], v[b:b + 1],
+                         np.zeros(1, dtype=np.intp), np.array([0, 1]), K.ACTIVATION_CODES[name], alone, alone_test)
+        assert alone[0] == out[b] and alone_test[0] == out_test[b]
 
 
 @pytest.mark.parametrize("d, k, G, n, batch", [(1, 1, 1, 30, 1), (3, 2, 1, 50, 7), (6, 3, 5, 41, 3),
