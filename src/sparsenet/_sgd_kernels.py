@@ -524,7 +524,7 @@ def narrow_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tra
                 Wu[l, kk] = WT[kk, l]
 
 
-_LOSS_ROWS = 128  # rows of a loss pass's chunk (20 KB of transposed rows at d = 20: in the L1 cache; 64 measured ~8 % slower)
+_LOSS_ROWS = 128  # rows of a loss chunk (20 KB of transposed rows at d = 20, in L1; 64 measured ~8 % slower)
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
