@@ -96,3 +96,19 @@ def test_dask_local_cluster_workers_die_with_a_killed_client(tmp_path):
     cmd = [sys.executable, "-m", "sparsenet.cli", "run", str(path), "--out", str(out), "--scheduler", "local:2",
            "--no-progress"]
     _kill_parent_and_watch(cmd, out / "runs.sqlite", 2, tmp_path)
+
+
+def test_worker_exit_skips_teardown_but_keeps_its_output():
+    """A pool worker ends through runner._exit_now (registered at exit by its initializer): buffered
+    output still reaches the pipe, the exit status is 0, and no later teardown step runs."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('teardown ran', file=sys.stderr))  # registered first, so it runs last\n"
+        "from sparsenet.experiments import runner\n"
+        "atexit.register(runner._exit_now)\n"
+        "sys.stdout.write('result line')  # no newline: still in the buffer at exit\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stdout == "result line"
+    assert "teardown ran" not in proc.stderr
