@@ -251,8 +251,8 @@ def _reference_iht(X, y, W0, v0, sparsifier, epochs, batch_size, lr, pre, train_
 @pytest.mark.parametrize("name", ["relu2", "tanh", "softplus"])
 @pytest.mark.parametrize("joint", [True, False])
 def test_minibatch_fast_path_equals_reference_loop(name, joint, rng, monkeypatch):
-    if not joint:  # force the large-X path: X and y gathered separately
-        monkeypatch.setattr(_train, "_JOINT_BYTES", 0)
+    # joint: X copied into one [X | y] array; otherwise X and y gathered separately (the default)
+    monkeypatch.setattr(_train, "_JOINT_BYTES", 1 << 30 if joint else 0)
     n, d, k = 53, 4, 3  # 53 = 3 batches of 16 + a partial batch of 5
     X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
     W0, v0 = 0.5 * rng.standard_normal((d, k)), rng.standard_normal(k)
@@ -269,6 +269,7 @@ def test_minibatch_split_gather_bit_identical(rng, monkeypatch):
     W0, v0 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2))
     kw = dict(sparsifiers=Threshold(0.2), epochs=2, batch_size=7, train_v=True, data_index=[1, 0, 1],
               random_states=[1, 2, 3])
+    monkeypatch.setattr(_train, "_JOINT_BYTES", 1 << 30)  # [X | y] copied into one array
     a = train_iht_batched(X, y, W0, v0, **kw)
     monkeypatch.setattr(_train, "_JOINT_BYTES", 0)
     b = train_iht_batched(X, y, W0, v0, **kw)
@@ -341,8 +342,7 @@ def _grouped_case(rng, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("joint", [True, False])
 def test_order_groups_equal_training_each_alone_with_the_group_seed(dtype, joint, rng, monkeypatch):
-    if not joint:  # large-X path: X and y gathered separately
-        monkeypatch.setattr(_train, "_JOINT_BYTES", 0)
+    monkeypatch.setattr(_train, "_JOINT_BYTES", 1 << 30 if joint else 0)  # [X | y] in one array, or not
     res, ones, masks = _grouped_case(rng, dtype)
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-13)
     for b, one in enumerate(ones):
