@@ -56,6 +56,22 @@ def test_save_figure_writes_png_and_svg_with_figure_number(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [png.name]
 
 
+def test_saved_png_has_the_pixels_and_dpi_of_matplotlibs_savefig(tmp_path):
+    """save_figure's own PNG writer, read back by Pillow, equals matplotlib's savefig(dpi=120)."""
+    from PIL import Image
+
+    cfg = config(metrics=("recovery_error", "pct_true_negative"), figure=8)
+    fig = plot_experiment(cfg, records())
+    png, _ = save_figure(fig, tmp_path, "ours")
+    fig.savefig(tmp_path / "stock.png", dpi=120)
+    ours, stock = Image.open(png), Image.open(tmp_path / "stock.png")
+    assert ours.mode == stock.mode == "RGBA" and ours.size == stock.size
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(stock))
+    assert ours.info["dpi"] == pytest.approx(stock.info["dpi"]) and ours.info["dpi"][0] == pytest.approx(120, abs=0.02)
+    assert ours.info["Software"] == stock.info["Software"]
+    assert fig.dpi == matplotlib.rcParams["figure.dpi"]  # the figure's own dpi is restored
+
+
 def test_saved_figures_are_byte_identical_when_redrawn(tmp_path):
     cfg = config(metrics=("recovery_error", "pct_true_negative"), figure=8)
     out = []

@@ -20,6 +20,7 @@ What a panel shows (honest for bimodal outcomes such as "exact recovery or failu
 from __future__ import annotations
 
 import os
+import struct
 import textwrap
 import zlib
 from functools import lru_cache
@@ -33,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from matplotlib import ticker as mticker  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from sparsenet.experiments.aggregate import (  # noqa: E402
@@ -746,6 +748,31 @@ def plot_phase_transition(config, records) -> matplotlib.figure.Figure:
     return fig
 
 
+def _png_bytes(rgba: np.ndarray, dpi: float) -> bytes:
+    """``rgba`` (height x width x 4, uint8) as PNG: rows unfiltered, zlib level 3, with the dpi and
+    the Software tag matplotlib writes.
+
+    Pillow (what matplotlib's ``savefig`` calls) tries every PNG filter on every row before
+    compressing: ~4x the time of this writer on the report's figures, for files ~8 % smaller.
+    """
+    h, w, _ = rgba.shape
+    raw = np.empty((h, 1 + 4 * w), dtype=np.uint8)
+    raw[:, 0] = 0  # filter type None on every row
+    raw[:, 1:] = rgba.reshape(h, 4 * w)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    ppm = round(dpi / 0.0254)  # pixels per metre
+    software = f"Matplotlib version{matplotlib.__version__}, https://matplotlib.org/".encode("latin-1")
+    return b"".join([b"\x89PNG\r\n\x1a\n",
+                     chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)),  # 8-bit RGBA
+                     chunk(b"tEXt", b"Software\0" + software),
+                     chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1)),
+                     chunk(b"IDAT", zlib.compress(raw.tobytes(), 3)),
+                     chunk(b"IEND", b"")])
+
+
 def save_figure(fig, out_dir, stem: str, *, svg: bool = False) -> tuple[Path, Path | None]:
     """Write ``fig`` as ``out_dir/stem.png`` (120 dpi) and, with ``svg``, ``out_dir/stem.svg``.
 
@@ -759,8 +786,10 @@ def save_figure(fig, out_dir, stem: str, *, svg: bool = False) -> tuple[Path, Pa
     png, svg_path = out / f"{stem}.png", out / f"{stem}.svg"
     # written to a temporary name and renamed: a kill mid-write never leaves a truncated figure
     tmp_png, tmp_svg = out / f".{stem}.png.tmp", out / f".{stem}.svg.tmp"
-    # zlib level 3 instead of Pillow's 6: ~35 % less time to compress, files ~5 % larger
-    fig.savefig(tmp_png, dpi=120, format="png", pil_kwargs={"compress_level": 3})
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    with matplotlib.cbook._setattr_cm(fig, dpi=120):  # as savefig(dpi=120): the same pixels
+        canvas.draw()
+        tmp_png.write_bytes(_png_bytes(np.asarray(canvas.buffer_rgba()), fig.dpi))
     if svg:  # text kept as text (smaller, faster than glyph outlines)
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": stem}):
             fig.savefig(tmp_svg, format="svg", metadata={"Date": None})
