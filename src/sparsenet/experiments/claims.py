@@ -26,11 +26,11 @@ A claim has one of four outcomes (:data:`OUTCOMES`): **holds**, **does not hold*
   the window is inconclusive.  Reported with the bootstrap probability that the lowest median
   lies in the window (trials resampled, ties shared).
 * **Multiplicity.** The p-values of all claims of one report are adjusted together by Holm's method
-  (statsmodels ``multipletests``) at α = :data:`ALPHA`; a claim is decided by its adjusted p-value:
-  significant in the claimed direction = holds, in the other = does not hold, else inconclusive.
+  (:func:`holm`: statsmodels' ``multipletests`` arithmetic) at α = :data:`ALPHA`; a claim is decided
+  by its adjusted p-value: significant in the claimed direction = holds, in the other = does not
+  hold, else inconclusive.
 
-scipy and statsmodels are imported inside the functions that need them, so that importing this
-module stays cheap.
+scipy is imported inside the functions that need it, so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from sparsenet.experiments.aggregate import (
 from sparsenet.experiments.config import CLAIM_KINDS  # each claim kind with the keys it requires
 
 __all__ = ["ALPHA", "CORRECTION", "CLAIM_KINDS", "OUTCOMES", "Verdict", "evaluate_claim",
-           "evaluate_claims", "adjust", "wilson_interval", "methods_text"]
+           "evaluate_claims", "adjust", "holm", "wilson_interval", "methods_text"]
 
 ALPHA = 0.05
 CORRECTION = "holm"
@@ -128,12 +128,24 @@ def adjust(verdicts, alpha: float = ALPHA) -> list[Verdict]:
     idx = [i for i, v in enumerate(verdicts) if v.outcome != "no data" and math.isfinite(v.p_value)]
     adjusted = [math.nan] * len(verdicts)
     if idx:
-        from statsmodels.stats.multitest import multipletests
-
-        _, padj, _, _ = multipletests([verdicts[i].p_value for i in idx], alpha=alpha, method=CORRECTION)
-        for i, p in zip(idx, padj):
+        for i, p in zip(idx, holm([verdicts[i].p_value for i in idx])):
             adjusted[i] = float(p)
     return [_decide(v, p, alpha) for v, p in zip(verdicts, adjusted)]
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-adjusted p-values: the i-th smallest times (m - i), made non-decreasing, at most 1.
+
+    The arithmetic of statsmodels' ``multipletests(p_values, method="holm")[1]`` (equal to the bit,
+    tested), without importing statsmodels (~0.7 s beyond scipy.stats) for four lines.
+    """
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.maximum.accumulate(p[order] * np.arange(p.size, 0, -1))
+    adjusted[adjusted > 1] = 1
+    out = np.empty_like(adjusted)
+    out[order] = adjusted
+    return out
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
