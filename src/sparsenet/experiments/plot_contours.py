@@ -9,7 +9,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from scipy.stats import beta, norm  # noqa: E402
@@ -62,7 +61,7 @@ def plot_success_contours(config, records, *, level=0.5, protocol="blind", confi
     fig = new_figure()
     axes = fig.subplots(1, 1, squeeze=False)
     ax = axes[0, 0]
-    colors = plt.get_cmap("tab10").colors
+    colors = matplotlib.colormaps["tab10"].colors
     handles = []
     gx, gy = np.arange(len(xs)), np.arange(len(ys))
     for i, method in enumerate(methods):

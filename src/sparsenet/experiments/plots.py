@@ -30,7 +30,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # no screen: figures are only written to files
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from matplotlib import ticker as mticker  # noqa: E402
@@ -574,7 +573,7 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
         metrics.append("exact_recovery")
     protocols = experiment_protocols(config, records)
     methods = experiment_methods(config, records)
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     colors = {m: cmap(i % 10) for i, m in enumerate(methods)}
     if len(protocols) == 1 and len(metrics) > 1:
         panels = [(metric, protocols[0]) for metric in metrics]

@@ -78,8 +78,6 @@ def figure_blocks(config, records, fig_dir: Path, *, svg: bool = False) -> list:
     The costly part of a section, and independent of the verdicts: the report draws the figures of
     all experiments in parallel while it decides the claims. No figure without records.
     """
-    import matplotlib.pyplot as plt
-
     from sparsenet.experiments import plots
 
     records = list(records)
@@ -90,7 +88,6 @@ def figure_blocks(config, records, fig_dir: Path, *, svg: bool = False) -> list:
         fig = plots.plot_phase_transition(config, records)
         stem = _phase_stem(config)
         png, _ = plots.save_figure(fig, fig_dir, stem, svg=svg)
-        plt.close(fig)
         threshold = float(config_field(config, "success_threshold", 1e-2))
         return [Image(png, heading_text(config),
                       f"Fraction of trials with recovery error < {threshold:g} (failed runs count as "
@@ -100,7 +97,6 @@ def figure_blocks(config, records, fig_dir: Path, *, svg: bool = False) -> list:
         return []
     fig = plots.plot_experiment(config, records)
     png, _ = plots.save_figure(fig, fig_dir, plots.figure_stem(config), svg=svg)
-    plt.close(fig)
     sides = " | ".join(f"column {i + 1}: {p} protocol" for i, p in enumerate(experiment_protocols(config, records)))
     return [Image(png, heading_text(config),
                   "Every run is a point (a history: a thin curve); line: median over trials, "
@@ -269,8 +265,6 @@ def _success_cell(p, n) -> str:
 
 def _contour_figures(config, records, table, fig_dir, stem, threshold, svg=False) -> list:
     """One figure per protocol with two or more methods: every method's 50 % success contour."""
-    import matplotlib.pyplot as plt
-
     from sparsenet.experiments.plot_contours import plot_success_contours
     from sparsenet.experiments.plots import save_figure
 
@@ -282,7 +276,6 @@ def _contour_figures(config, records, table, fig_dir, stem, threshold, svg=False
         fig = plot_success_contours(config, records, protocol=protocol)
         suffix = f"_{protocol}" if len(protocols) > 1 else ""
         png, _ = save_figure(fig, fig_dir, f"{stem}_contours{suffix}", svg=svg)
-        plt.close(fig)
         blocks.append(Image(png, f"{heading_text(config)}: 50% success contours ({protocol} protocol)",
                             f"Each method's 50% contour of P(recovery error < {threshold:g}) (solid) and the "
                             "50% contours of its 95% Wilson bounds (dashed): outside the dashed band the "
