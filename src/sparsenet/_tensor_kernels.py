@@ -30,32 +30,50 @@ __all__ = ["als_sweeps", "power_blocks", "warm_up"]
 
 
 @njit(cache=True, nogil=True)
-def _update(Tm, U, V, s, ridge, out, G, RT):
-    """out[s] = T_(m) (U[s] ⊙ V[s]) [(U[s]ᵀU[s]) * (V[s]ᵀV[s]) + ridge I]⁻¹ for the mode-m tensor
-    Tm[a, b, c] (k×k×k); G and RT are k×k work arrays."""
+def _gram(U, out):
+    """out = UᵀU for a k×k factor U (each sum over rows in order; the lower triangle mirrored, the
+    same products as computing it)."""
+    k = U.shape[0]
+    for r in range(k):
+        for q in range(r, k):
+            acc = 0.0
+            for b in range(k):
+                acc += U[b, r] * U[b, q]
+            out[r, q] = acc
+            out[q, r] = acc
+
+
+@njit(cache=True, nogil=True)
+def _update(Tm, U, V, gU, gV, ridge, out, G, RT, inner, acc):
+    """out = T_(m) (U ⊙ V) [(UᵀU) * (VᵀV) + ridge I]⁻¹ for the mode-m tensor Tm[a, b, c] (k×k×k)
+    and k×k factors U, V with Gram matrices gU, gV; G, RT (k×k), inner, acc (k) are work arrays.
+
+    Every sum runs in the reference order (over c, then over b); the k of them for the columns r
+    run side by side (independent chains, innermost loop), so none waits for the previous add.
+    """
     k = Tm.shape[0]
     for r in range(k):
         for q in range(k):
-            gu = 0.0
-            gv = 0.0
-            for b in range(k):
-                gu += U[s, b, r] * U[s, b, q]
-                gv += V[s, b, r] * V[s, b, q]
-            G[r, q] = gu * gv
+            G[r, q] = gU[r, q] * gV[r, q]
         G[r, r] += ridge
-    for a in range(k):  # RT[r, a] = Σ_bc Tm[a, b, c] U[b, r] V[c, r]
+    for a in range(k):  # RT[r, a] = Σ_b (Σ_c Tm[a, b, c] V[c, r]) U[b, r]
         for r in range(k):
-            acc = 0.0
-            for b in range(k):
-                inner = 0.0
-                for c in range(k):
-                    inner += Tm[a, b, c] * V[s, c, r]
-                acc += inner * U[s, b, r]
-            RT[r, a] = acc
+            acc[r] = 0.0
+        for b in range(k):
+            for r in range(k):
+                inner[r] = 0.0
+            for c in range(k):
+                t = Tm[a, b, c]
+                for r in range(k):
+                    inner[r] += t * V[c, r]
+            for r in range(k):
+                acc[r] += inner[r] * U[b, r]
+        for r in range(k):
+            RT[r, a] = acc[r]
     _lu_solve(G, RT)  # G symmetric: out = R G⁻¹ = (G⁻¹ Rᵀ)ᵀ
     for a in range(k):
         for r in range(k):
-            out[s, a, r] = RT[r, a]
+            out[a, r] = RT[r, a]
 
 
 @njit(cache=True, nogil=True)
@@ -109,19 +127,39 @@ def als_sweeps(T1, T2, T3, A, B, C, max_sweeps, tol, ridge):
     fit = np.empty(S)
     G = np.empty((k, k))
     RT = np.empty((k, k))
+    gA = np.empty((S, k, k))  # Gram matrices of the current factors, each formed once per update
+    gB = np.empty((S, k, k))
+    gC = np.empty((S, k, k))
+    BC = np.empty((k, k, k))  # BC[b, r, c] = B[b, r]·C[c, r]
+    inner = np.empty(k)
+    acc = np.empty(k)
+    for s in range(S):
+        _gram(B[s], gB[s])
+        _gram(C[s], gC[s])
     for sweep in range(max_sweeps):
         for s in range(S):
-            _update(T1, B, C, s, ridge, A, G, RT)
-            _update(T2, A, C, s, ridge, B, G, RT)
-            _update(T3, A, B, s, ridge, C, G, RT)
+            As, Bs, Cs = A[s], B[s], C[s]
+            _update(T1, Bs, Cs, gB[s], gC[s], ridge, As, G, RT, inner, acc)
+            _gram(As, gA[s])
+            _update(T2, As, Cs, gA[s], gC[s], ridge, Bs, G, RT, inner, acc)
+            _gram(Bs, gB[s])
+            _update(T3, As, Bs, gA[s], gB[s], ridge, Cs, G, RT, inner, acc)
+            _gram(Cs, gC[s])
+            for b in range(k):  # B[b, r]·C[c, r] once, not once per row a
+                for r in range(k):
+                    for c in range(k):
+                        BC[b, r, c] = Bs[b, r] * Cs[c, r]
             res = 0.0
             for a in range(k):
                 for b in range(k):
+                    for c in range(k):  # model[c] = Σ_r A[a, r]·(B[b, r]·C[c, r]), r in order
+                        inner[c] = 0.0
+                    for r in range(k):
+                        t = As[a, r]
+                        for c in range(k):
+                            inner[c] += t * BC[b, r, c]
                     for c in range(k):
-                        model = 0.0
-                        for r in range(k):
-                            model += A[s, a, r] * (B[s, b, r] * C[s, c, r])
-                        e = T1[a, b, c] - model
+                        e = T1[a, b, c] - inner[c]
                         res += e * e
             fit[s] = math.sqrt(res) / tnorm
         if sweep > 0:
