@@ -594,9 +594,9 @@ def _check_gaussian(X, Z=None, V=None):
     correlated X shows up in one of them (the direction where the moments live is checked).
     """
     n, d = X.shape
-    mean_dev = float(np.max(np.abs(X.mean(axis=0))))
-    if d <= 100:
-        cov_dev = float(np.linalg.norm(X.T @ X / n - np.eye(d), 2))
+    mean_dev = float(np.max(np.abs(np.ones(n) @ X))) / n  # column sums by gemv (~5x faster than X.mean(0))
+    if d <= 100:  # spectral norm of the symmetric Cov − I: its largest |eigenvalue| (eigvalsh, not an SVD)
+        cov_dev = float(np.max(np.abs(np.linalg.eigvalsh(X.T @ X / n - np.eye(d)))))
     else:
         sq = np.zeros(d)
         step = max(1, 2_000_000 // d)
