@@ -324,14 +324,15 @@ def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tr
                         a, dz = _act(code, zi[kk])
                         ai[kk] = a
                         zi[kk] = dz
-                for g in range(G):
-                    ri[g] = 0.0
-                for j in range(k):
+                yi = yb[i]
+                v0 = vu[0]
+                for g in range(G):  # the first unit from 0.0 (no zeroing pass)
+                    ri[g] = 0.0 + ai[g] * v0[g]
+                for j in range(1, k):
                     vj = vu[j]
                     aj = ai[j * G:]
                     for g in range(G):
                         ri[g] += aj[g] * vj[g]
-                yi = yb[i]
                 for g in range(G):
                     ri[g] -= yi
                 for j in range(k):
