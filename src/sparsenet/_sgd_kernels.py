@@ -25,8 +25,9 @@ per step, no scalar remainder of the vectorized loops; one epoch of 10 groups at
 measured 42.6 ms with one BLAS call per product, 22.2 ms so, best of 10-15 CPU timings each).  :func:`narrow_epoch` (few columns, e.g. one model of k = 5) keeps everything
 transposed so that its loops run along the rows of the minibatch and the d features instead.
 Both compute the same operations in the same order up to the compiler's choice of FMA, so they
-agree to rounding (tested).  The per-epoch losses of every model on its training and test set are
-one call (:func:`problem_losses`), rows innermost in chunks of 128, the units model by model.
+agree to rounding (tested).  Both prefetch the scattered rows of the minibatch two steps ahead.
+The per-epoch losses of every model on its training and test set are one call
+(:func:`problem_losses`), rows innermost in chunks of 128, the units model by model, two at a time.
 
 Compiled once per machine (``cache=True``: the machine code is stored next to this file in
 ``__pycache__`` and loaded by later processes, pool workers included).
@@ -240,8 +241,9 @@ def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tr
 
     Each group's weights are copied into a buffer whose rows are padded with zero columns to a
     multiple of 16 (the compiled loops then run without a scalar remainder), the products are
-    fused compiled loops (:func:`_xw`, :func:`_w_minus_xtg`), and the rows of the next minibatch
-    are gathered while the current one is computed on.
+    fused compiled loops (:func:`_xw`, :func:`_w_minus_xtg`), the rows of the next minibatch
+    are gathered while the current one is computed on, and those of the minibatch two steps
+    ahead are prefetched (scattered rows of a data set larger than the L2 cache).
 
     Parameters
     ----------
