@@ -6,7 +6,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from sparsenet.experiments.plots import figure_stem, plot_experiment, save_figure
+from sparsenet.experiments.plots import _tick_texts, figure_stem, plot_experiment, save_figure
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -196,7 +196,7 @@ def test_categorical_sweep_keeps_config_order():
             for i, a in enumerate(acts) for s in range(2) for p in ("blind", "report")]
     fig = plot_experiment(cfg, recs)
     ax = fig.get_axes()[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == acts
+    assert [t.get_text() for t in _tick_texts(ax, "x")] == acts
     assert list(_line(ax, "tensor").get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
     plt.close(fig)
 
@@ -325,31 +325,40 @@ def test_phase_transition_and_contour_figures_keep_panels_apart():
     plt.close(fig)
 
 
-def test_ticks_only_in_view_draw_the_same_pixels():
-    import io
+@pytest.mark.parametrize("metrics", [("recovery_error",), ("test_mse", "pct_true_negative")])
+def test_own_ticks_and_ticks_in_view_draw_matplotlibs_pixels(monkeypatch, metrics):
+    """The ticks drawn as artists of their own (_own_ticks) and matplotlib's Tick objects only in view
+    (_InView) draw the image of matplotlib's own ticks, to the pixel, from fewer tick objects."""
+    from sparsenet.experiments import plots
 
-    from sparsenet.experiments.plots import _InView
-
-    recs = [rec(m, x, {"recovery_error": v * (1 + x)}, seed=s, protocol=p)
+    recs = [rec(m, x, {"recovery_error": v * (1 + x), "test_mse": 0.3 + v + x, "pct_true_negative": 90 * v},
+                seed=s, protocol=p)
             for m in ("tensor", "random") for x in (0.0, 0.1, 0.2) for s, v in enumerate((1e-9, 0.5, 2e-6))
             for p in ("blind", "report")]
     out = []
-    for unwrap in (False, True):
-        fig = plot_experiment(config(), recs)
-        if unwrap:  # matplotlib's own locators: a tick for every location, in view or not
+    for mode in ("own", "in view", "matplotlib"):
+        if mode != "own":  # matplotlib's Tick objects
+            monkeypatch.setattr(plots, "_own_ticks", lambda ax: None)
+        fig = plot_experiment(config(metrics=metrics), recs)
+        own = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid() in ("xtick", "ytick")]
+        assert bool(own) == (mode == "own")
+        if mode == "matplotlib":  # its own locators: a tick for every location, in view or not
             for ax in fig.axes:
                 for axis in (ax.xaxis, ax.yaxis):
                     for which in ("major", "minor"):
                         loc = getattr(axis, f"get_{which}_locator")()
-                        assert isinstance(loc, _InView)
+                        assert isinstance(loc, plots._InView)
                         getattr(axis, f"set_{which}_locator")(loc.base)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=60)
-        out.append((buf.getvalue(), sum(len(a.majorTicks) + len(a.minorTicks)
-                                        for ax in fig.axes for a in (ax.xaxis, ax.yaxis))))
-        plt.close(fig)
-    assert out[0][0] == out[1][0]  # the same image
-    assert out[0][1] < out[1][1]  # from fewer tick objects
+        fig.set_dpi(60)
+        fig.canvas.draw()
+        out.append((np.asarray(fig.canvas.buffer_rgba()).copy(),
+                    sum(len(a.majorTicks) + len(a.minorTicks) for ax in fig.axes for a in (ax.xaxis, ax.yaxis)),
+                    [t.get_text() for ax in fig.axes for t in (*_tick_texts(ax, "x"), *_tick_texts(ax, "y"))]))
+    (own, n_own, labels_own), (view, n_view, labels_view), (stock, n_stock, _) = out
+    np.testing.assert_array_equal(own, stock)
+    np.testing.assert_array_equal(view, stock)
+    assert labels_own == labels_view and labels_own  # the same labels, major then minor per axis
+    assert n_own < n_view < n_stock  # from fewer tick objects (own: the axes' first ticks only)
 
 
 def test_axis_labels_placed_once_clear_their_tick_labels():
@@ -365,13 +374,13 @@ def test_axis_labels_placed_once_clear_their_tick_labels():
     for ax in fig.axes:
         if ax.get_xlabel():
             label = ax.xaxis.label.get_window_extent(renderer)
-            ticks = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+            ticks = [t.get_window_extent(renderer) for t in _tick_texts(ax, "x")]
             gap = min(b.y0 for b in ticks) - label.y1
             assert 0.5 * pt < gap < 8 * pt, gap / pt
             checked += 1
         if ax.get_ylabel():
             label = ax.yaxis.label.get_window_extent(renderer)
-            ticks = [t.get_window_extent(renderer) for t in ax.get_yticklabels() if t.get_text()]
+            ticks = [t.get_window_extent(renderer) for t in _tick_texts(ax, "y")]
             gap = min(b.x0 for b in ticks) - label.x1
             assert 0.5 * pt < gap < 8 * pt, gap / pt
             checked += 1

@@ -170,6 +170,80 @@ def _ticks_in_view(fig):
             axis.set_minor_locator(_InView(axis.get_minor_locator()))
 
 
+_TICK_GID = {"x": "xtick", "y": "ytick"}  # gid of the tick labels drawn by _own_ticks
+
+
+def _tick_texts(ax, axis: str = "x") -> list:
+    """The tick label texts drawn on ``ax``'s ``axis`` ("x" or "y"), major then minor: those of
+    :func:`_own_ticks`, or matplotlib's own where it draws them."""
+    own = [t for t in ax.texts if t.get_gid() == _TICK_GID[axis]]
+    if own:
+        return own
+    return [t for t in (ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()) if t.get_text()]
+
+
+def _own_ticks(ax) -> None:
+    """Draw the ticks of ``ax`` (marks, labels, grid lines) as a few artists of its own.
+
+    Matplotlib makes a :class:`~matplotlib.axis.Tick` per location (five artists with their
+    properties, ~2 ms each; most of a figure's cost after the text) and measures every tick label at
+    every draw. Here, once the view is final, each axis' major and minor locations (in view) and
+    labels come from its own locator and formatter, and become one line of grid segments, one line of
+    tick markers and a text per label, styled and placed as the axis' own first tick (its pad,
+    marker, font, grid style); the axis then gets a :class:`~matplotlib.ticker.NullLocator`. An axis
+    whose formatter has an offset text (e.g. "1e-5", drawn by matplotlib beside the axis) keeps
+    matplotlib's ticks.
+    """
+    from matplotlib.text import Text
+
+    for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+        groups = []
+        for major in (True, False):
+            locs = np.asarray(axis.get_majorticklocs() if major else axis.get_minorticklocs(), dtype=float)
+            formatter = axis.get_major_formatter() if major else axis.get_minor_formatter()
+            labels = formatter.format_ticks(locs)
+            if major and formatter.get_offset():
+                break
+            groups.append((axis.majorTicks[0] if major else axis.minorTicks[0], locs, labels))
+        else:
+            lim = axis.get_view_interval()
+            (ax.set_xlim if name == "x" else ax.set_ylim)(*lim)  # the view stays as it was measured
+            zorder = axis.get_zorder()
+            for tick, locs, labels in groups:
+                if not locs.size:
+                    continue
+                n = locs.size
+                grid = tick.gridline
+                if grid.get_visible():
+                    across = np.tile([0.0, 1.0, np.nan], n)
+                    along = np.repeat(locs, 3)
+                    line = Line2D(*((along, across) if name == "x" else (across, along)),
+                                  transform=grid.get_transform(), color=grid.get_color(),
+                                  alpha=grid.get_alpha(), lw=grid.get_linewidth(), ls=grid.get_linestyle(),
+                                  zorder=zorder)
+                    ax.add_artist(line)  # clipped to the axes, as a grid line
+                mark = tick.tick1line
+                if mark.get_visible():
+                    at = np.zeros(n)
+                    ax.add_artist(Line2D(*((locs, at) if name == "x" else (at, locs)),
+                                         transform=mark.get_transform(), ls="none", marker=mark.get_marker(),
+                                         ms=mark.get_markersize(), mew=mark.get_markeredgewidth(),
+                                         color=mark.get_color(), mec=mark.get_markeredgecolor(),
+                                         zorder=zorder, clip_on=False))
+                label = tick.label1
+                if label.get_visible():
+                    transform, va, ha = tick._get_text1_transform()
+                    for loc, text in zip(locs, labels):
+                        if text:
+                            ax.add_artist(Text(*((loc, 0.0) if name == "x" else (0.0, loc)), text,
+                                               fontproperties=label.get_fontproperties(),
+                                               color=label.get_color(), rotation=label.get_rotation(),
+                                               va=va, ha=ha, transform=transform, zorder=zorder,
+                                               clip_on=False, gid=_TICK_GID[name]))
+            axis.set_major_locator(mticker.NullLocator())
+            axis.set_minor_locator(mticker.NullLocator())
+
+
 def _excluded_note(counts, metric: str, stats=()) -> str:
     """Legend suffix: distinct failed / non-finite runs, e.g. ``[1 of 2 runs failed: the worst value]``.
 
@@ -479,8 +553,8 @@ def _place_axis_labels(fig):
         if ax.get_ylabel():
             axis = ax.yaxis
             size = matplotlib.font_manager.FontProperties(size=rc["ytick.labelsize"]).get_size_in_points()
-            labels = [*axis.get_major_formatter().format_ticks(axis.get_majorticklocs()),
-                      *axis.get_minor_formatter().format_ticks(axis.get_minorticklocs())]
+            labels = [t.get_text() for t in _tick_texts(ax, "y")] or [*axis.get_major_formatter().format_ticks(axis.get_majorticklocs()),
+                                              *axis.get_minor_formatter().format_ticks(axis.get_minorticklocs())]
             width = max((_text_size(t, size)[0] for t in labels if t), default=0.0)
             off = rc["ytick.major.size"] + rc["ytick.major.pad"] + width + rc["axes.labelpad"]
             axis.set_label_coords(0.0, 0.5, transform=ax.transAxes + matplotlib.transforms.ScaledTranslation(
@@ -488,7 +562,7 @@ def _place_axis_labels(fig):
 
 
 def _fixed_layout(fig, axes, *, cell_w, axes_h, left, right, head="", head_size=12, xlabel_h=0.5,
-                  extra_right=0.0, key=(), place_labels=False):
+                  extra_right=0.0, key=(), place_labels=False, own_ticks=False):
     """Size ``fig`` and place its ``axes`` (a 2-D array; removed ones skipped) at fixed margins.
 
     Every column is ``cell_w`` wide (``left`` and ``right`` margins around the plotting area);
@@ -497,8 +571,9 @@ def _fixed_layout(fig, axes, *, cell_w, axes_h, left, right, head="", head_size=
     label), counted in text lines.
     ``head`` is the figure's title; ``key`` (``(handle, label)`` pairs) the figure's legend, in as
     many columns as fit under the title; ``extra_right`` inches are kept free on the right (a colour bar).
-    Every axis then makes only the ticks it draws (:func:`_ticks_in_view`); with ``place_labels`` its
-    labels are placed once (:func:`_place_axis_labels`; horizontal tick labels only).
+    Every axis then makes only the ticks it draws (:func:`_ticks_in_view`), with ``own_ticks`` as
+    artists of its own (:func:`_own_ticks`); with ``place_labels`` its labels are placed once
+    (:func:`_place_axis_labels`; horizontal tick labels only).
     """
     nrow, ncol = axes.shape
     alive = [[ax if ax.figure is fig and ax in fig.axes else None for ax in row] for row in axes]
@@ -540,6 +615,9 @@ def _fixed_layout(fig, axes, *, cell_w, axes_h, left, right, head="", head_size=
                    bbox_to_anchor=(0.5, 1.0 - (head_h - 0.02) / height), fontsize=8, frameon=False,
                    borderaxespad=0.0, columnspacing=1.5)
     _ticks_in_view(fig)
+    if own_ticks:
+        for ax in fig.axes:
+            _own_ticks(ax)
     if place_labels:
         _place_axis_labels(fig)
 
@@ -627,7 +705,7 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
         head += f"  (every run shown; line: median, band: interquartile range over {trials} trials)"
     head = "\n".join(textwrap.wrap(head, 62 * ncol))  # fits the figure's width at fontsize 12
     _fixed_layout(fig, axes, cell_w=_CELL_W, axes_h=_AXES_H, left=1.05, right=0.3, head=head, key=key,
-                  place_labels=True)
+                  place_labels=True, own_ticks=True)
     return fig
 
 
