@@ -583,7 +583,7 @@ def _sq_errors(X, y, WT, vk, k, code, XcT, Zc, PT, ET):
     """
     n, d = X.shape
     K = WT.shape[0]
-    ch = XcT.shape[1]
+    ch = _LOSS_ROWS
     za = Zc[0]
     zb = Zc[1]
     for i0 in range(0, n, ch):
@@ -641,9 +641,11 @@ def problem_losses(X, y, X_test, y_test, W, v, models, starts, code, out, out_te
     k = W.shape[2]
     dt = W.dtype
     ch = _LOSS_ROWS
-    XcT = np.empty((d, ch), dtype=dt)
-    Zc = np.empty((2, ch), dtype=dt)
-    PT = np.empty((3, ch), dtype=dt)
+    # rows of the chunk buffers 8 wider than the chunk (a stride of 1088 bytes, not 1024: measured
+    # 4-9 % less CPU per call, same bits; the cause -- cache-set or 4K-alias conflicts -- not measured)
+    XcT = np.empty((d, ch + 8), dtype=dt)
+    Zc = np.empty((2, ch + 8), dtype=dt)
+    PT = np.empty((3, ch + 8), dtype=dt)
     for p in range(P):
         G = starts[p + 1] - starts[p]
         if G == 0:
