@@ -20,10 +20,11 @@ TEXTS = [  # (string, rotation, fontsize, horizontal alignment)
 ]
 
 
-def _pixels(fig, text, rotation, size, ha, x=0.43, y=0.37):
+def _pixels(fig, text, rotation, size, ha, x=0.43, y=0.37, antialiased=True):
     fig.set_size_inches(6, 4)
     fig.set_dpi(120)
-    fig.text(x, y, text, rotation=rotation, fontsize=size, ha=ha, va="baseline", color="C3")
+    fig.text(x, y, text, rotation=rotation, fontsize=size, ha=ha, va="baseline", color="C3",
+             antialiased=antialiased)
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
 
@@ -71,6 +72,18 @@ def test_cached_text_gives_the_same_pixels():
     np.testing.assert_array_equal(first, again)
     moved = _pixels(canvas.new_figure(), *TEXTS[0][:1], 0, 10, "left", x=0.1, y=0.8)
     assert not np.array_equal(first, moved)  # the cache keeps the bitmap, not its place
+
+
+def test_text_without_antialiasing():
+    """A text drawn without antialiasing (after the same string antialiased, from the cache): two
+    colours only, where the stock renderer draws it."""
+    text = TEXTS[0][0]
+    smooth = _pixels(canvas.new_figure(), text, 0, 10, "left")
+    sharp = _pixels(canvas.new_figure(), text, 0, 10, "left", antialiased=False)
+    assert len(np.unique(sharp.reshape(-1, 3), axis=0)) == 2 < len(np.unique(smooth.reshape(-1, 3), axis=0))
+    box, _ = _ink(sharp)
+    box0, _ = _ink(_pixels(_stock(), text, 0, 10, "left", antialiased=False))
+    assert np.abs(box - box0).max() <= 1, (box, box0)
 
 
 def test_mathtext_goes_to_matplotlib():

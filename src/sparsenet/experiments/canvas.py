@@ -25,17 +25,40 @@ _CACHE_SIZE = 4096  # distinct (string, font, size, dpi) kept; a report has ~200
 _cache: dict = {}
 
 
-def _text_entry(renderer, s, prop):
-    """``[width, height, descent, image or None, x offset, y offset]`` of ``s`` (pixels), cached."""
+class _Rasterized:
+    """A string laid out and rasterized (antialiased) by FreeType: its extent and descent, its
+    bitmaps and their offset from the text's origin (pixels)."""
+
+    __slots__ = ("width", "height", "descent", "offset", "images", "_s", "_flags")
+
+    def __init__(self, font, s, flags):
+        font.set_text(s, 0.0, flags=flags)
+        w, h = font.get_width_height()  # width and height of the unrotated string (1/64 px)
+        self.width, self.height, self.descent = w / 64.0, h / 64.0, font.get_descent() / 64.0
+        font.draw_glyphs_to_bitmap(antialiased=True)  # nearly every measured text is drawn
+        xo, yo = font.get_bitmap_offset()
+        self.offset = (xo / 64.0, yo / 64.0)
+        self.images = {True: font.get_image()}
+        self._s, self._flags = s, flags
+
+    def image(self, renderer, prop, antialiased: bool):
+        """The string's bitmap, antialiased or not."""
+        if antialiased not in self.images:  # the font object is shared: lay the string out again
+            font = renderer._prepare_font(prop)
+            font.set_text(self._s, 0.0, flags=self._flags)
+            font.draw_glyphs_to_bitmap(antialiased=antialiased)
+            self.images[antialiased] = font.get_image()
+        return self.images[antialiased]
+
+
+def _text_entry(renderer, s, prop) -> _Rasterized:
+    """The :class:`_Rasterized` ``s`` in font ``prop`` at the renderer's dpi, from the cache."""
     flags = get_hinting_flag()
     key = (s, tuple(prop.get_family()), prop.get_slant(), prop.get_variant(), prop.get_weight(),
            prop.get_stretch(), prop.get_size(), prop.get_file(), renderer.dpi, flags)
     entry = _cache.get(key)
     if entry is None:
-        font = renderer._prepare_font(prop)
-        font.set_text(s, 0.0, flags=flags)
-        w, h = font.get_width_height()  # width and height of the unrotated string (1/64 px)
-        entry = [w / 64.0, h / 64.0, font.get_descent() / 64.0, None, 0.0, 0.0]
+        entry = _Rasterized(renderer._prepare_font(prop), s, flags)
         if len(_cache) >= _CACHE_SIZE:
             _cache.clear()
         _cache[key] = entry
@@ -48,27 +71,17 @@ class _Renderer(RendererAgg):
     def get_text_width_height_descent(self, s, prop, ismath):
         if ismath:
             return super().get_text_width_height_descent(s, prop, ismath)
-        w, h, d = _text_entry(self, s, prop)[:3]
-        return w, h, d
+        entry = _text_entry(self, s, prop)
+        return entry.width, entry.height, entry.descent
 
     def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
         if ismath:
             return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
         entry = _text_entry(self, s, prop)
-        antialiased = bool(gc.get_antialiased())
-        images = entry[3]
-        if images is None or antialiased not in images:
-            font = self._prepare_font(prop)
-            font.set_text(s, 0.0, flags=get_hinting_flag())  # the font object is shared: lay out again
-            font.draw_glyphs_to_bitmap(antialiased=antialiased)
-            xo, yo = font.get_bitmap_offset()
-            images = entry[3] = {**(images or {}), antialiased: font.get_image()}
-            entry[4], entry[5] = xo / 64.0, yo / 64.0
-        d = entry[2]
-        image = images[antialiased]
+        image = entry.image(self, prop, bool(gc.get_antialiased()))
         # the descent is turned with the text; the bitmap is placed at the nearest whole pixel
-        x = round(x + entry[4] + d * math.sin(math.radians(angle)))
-        y = round(y + entry[5] + d * math.cos(math.radians(angle)))
+        x = round(x + entry.offset[0] + entry.descent * math.sin(math.radians(angle)))
+        y = round(y + entry.offset[1] + entry.descent * math.cos(math.radians(angle)))
         self._renderer.draw_text_image(image, x, y + 1, angle, gc)
 
 
