@@ -856,8 +856,9 @@ def _tensor_init(
             # The two iterated subspaces overlap, so their Rayleigh values repeat: use the spectrum.
             _, lam, gap = _top_abs_eig(P2, k)
     timings["subspace"] = time.perf_counter() - t0
-    # The input check reuses X V of the tensor step (all rows: S_b is X unless split="paper").
-    _check_gaussian(X, Pb.proj(V) if Pb.n == n else X @ V, V)
+    # The input check reuses X V of the tensor step (all rows: S_b is X unless split="paper"); it
+    # reads X V only above d = 100, so split="paper" forms it only there.
+    _check_gaussian(X, Pb.proj(V) if Pb.n == n else (X @ V if d > 100 else None), V)
     if gap < 1.5:
         warnings.warn(
             f"Small eigen-gap of P2: |λ_k|/|λ_(k+1)| = {gap:.3g} < 1.5 (k={k}); the estimated span of W "
