@@ -53,7 +53,9 @@ time.sleep(300)
 
 
 # The other process, working: claims every other run, stores the first STORED_FIRST of them, reports
-# how many it holds, waits ``argv[3]`` seconds, then stores the rest and ends (or is killed before).
+# how many it holds, waits until the runs it does not hold are stored (the second process has done its
+# own and now waits: no race with that process's start-up on a loaded machine), then ``argv[3]`` more
+# seconds, then stores the rest and ends (or is killed before).
 WORKER = """
 import sys, time
 from sparsenet.experiments.config import expand, load_config
@@ -66,6 +68,9 @@ first, rest = runs[:STORED_FIRST], runs[STORED_FIRST:]
 for _, records in serial(make_tasks(first)):
     store.put(records)
 print(len(held), flush=True)
+deadline = time.monotonic() + 240
+while len(store.keys()) < TOTAL - len(held) + STORED_FIRST and time.monotonic() < deadline:
+    time.sleep(0.1)
 time.sleep(float(sys.argv[3]))
 for _, records in serial(make_tasks(rest)):
     store.put(records)
@@ -113,7 +118,7 @@ def test_runs_claimed_by_a_live_process_are_left_to_it_then_taken_over(tmp_path)
 
 
 def _start_worker(sweep, out, pause):
-    worker = subprocess.Popen([sys.executable, "-c", WORKER.replace("STORED_FIRST", str(STORED_FIRST)),
+    worker = subprocess.Popen([sys.executable, "-c", WORKER.replace("STORED_FIRST", str(STORED_FIRST)).replace("TOTAL", str(TOTAL)),
                                str(sweep), str(out), str(pause)], stdout=subprocess.PIPE, text=True)
     held = int(worker.stdout.readline())
     assert held == TOTAL // 2 and count_rows(out / "runs.sqlite") == STORED_FIRST
