@@ -109,8 +109,9 @@ def test_grouping_equals_running_each_alone(tiny):
     grouped = make_tasks(runs, max_models=None)
     alone = make_tasks(runs, max_models=1)
     assert len(alone) == len(runs)
-    # One task per problem shape and protocol; the top-p runs share the shape (different truth, same shape).
-    assert len(grouped) == 2
+    # One task per problem shape, its protocols together (one problem generated once, one training call
+    # per protocol); the top-p runs share the shape (different truth, same shape).
+    assert len(grouped) == 1 and len({r.protocol for r in grouped[0].runs}) == 2
     got_grouped = _metrics(rec for task in grouped for rec in execute_task(task))
     got_alone = _metrics(rec for task in alone for rec in execute_task(task))
     assert got_grouped.keys() == got_alone.keys() == {r.key for r in runs}
@@ -154,17 +155,13 @@ def test_chunks_keep_problems_whole(tiny):
     tasks = make_tasks(runs, max_models=3)
     assert sorted(r.key for t in tasks for r in t.runs) == sorted(r.key for r in runs)
     for task in tasks:
-        assert len({(r.protocol, r.params_dict["n"]) for r in task.runs}) == 1
-    seeds_per_task = [{r.seed for r in t.runs} for t in tasks]
-    for i, a in enumerate(seeds_per_task):
-        for b in seeds_per_task[i + 1 :]:
-            same_protocol = True
-            assert not (a & b) or same_protocol  # a seed may recur across protocols only
-    by_problem = {}
+        assert len({r.params_dict["n"] for r in task.runs}) == 1  # one shape per task
+    by_problem = {}  # a problem's runs, under every protocol, are in one task (its data made once)
     for i, task in enumerate(tasks):
         for r in task.runs:
-            by_problem.setdefault((r.protocol, r.seed, r.params_dict.get("p_gt")), set()).add(i)
+            by_problem.setdefault((r.seed, r.params_dict.get("p_gt")), set()).add(i)
     assert all(len(v) == 1 for v in by_problem.values())
+    assert any(len({r.protocol for r in t.runs}) == 2 for t in tasks)
 
 
 def test_failed_runs_are_stored_and_sweep_continues(tmp_path):
@@ -326,7 +323,7 @@ def test_each_task_is_stored_in_its_own_transaction_as_it_finishes(tiny, tmp_pat
         result = run_experiments([tiny], CountingStore(store), jobs=1, progress=False,
                                  max_cost=1.0, backend=backend)
     runs = expand(tiny)
-    n_problems = len({(r.protocol, r.seed) + tuple(str(r.params_dict.get(k)) for k in PROBLEM_KEYS) for r in runs})
+    n_problems = len({(r.seed,) + tuple(str(r.params_dict.get(k)) for k in PROBLEM_KEYS) for r in runs})
     assert n_problems > 1  # one task (transaction) per problem at this cap
     assert result.tasks == len(seen) == n_problems
     assert sum(seen) == result.done == result.total

@@ -1,13 +1,13 @@
 """Run the runs of one or more experiments that are not stored yet, in parallel, resumably.
 
-Runs that share a planted problem *shape* (n, d, k, activation, n_test, epochs, batch size, protocol)
-form one group. A group is cut into :class:`Task` chunks of whole trials (a problem is never split
+Runs that share a planted problem *shape* (n, d, k, activation, n_test, epochs, batch size) form one
+group, whatever their protocol (the protocols of one trial share its data). A group is cut into :class:`Task` chunks of whole trials (a problem is never split
 between tasks), and one task
 
 1. generates each trial's planted problem once,
 2. runs each initialization once per (problem, protocol),
 3. trains every model with ONE call of :func:`sparsenet.train.train_iht_batched` (the problems stacked
-   as ``X`` of shape (P, n, d), ``data_index`` mapping models to problems) per distinct
+   as ``X`` of shape (P, n, d), ``data_index`` mapping models to problems) per protocol, distinct
    ``ModelSpec.batch_key`` and ``loss_history`` (per-epoch losses only for runs whose experiment reads
    them); all models of one problem (every method and x value of one trial) share
    one minibatch order drawn from the trial's problem seed (``order_groups``: common random numbers,
@@ -55,7 +55,7 @@ _SHAPE_KEYS = ("n", "d", "k", "activation", "n_test", "epochs", "batch_size")
 
 @dataclass(frozen=True)
 class Task:
-    """A chunk of runs sharing one problem shape and protocol, executed together."""
+    """A chunk of runs sharing one problem shape, executed together."""
 
     runs: tuple
 
@@ -79,7 +79,8 @@ class SweepResult:
 
 
 def make_tasks(runs, *, max_models=256, max_cost=None):
-    """Group runs by problem shape and protocol, then cut each group into chunks of whole trials.
+    """Group runs by problem shape, then cut each group into chunks of whole trials (the runs of a
+    trial under every protocol: one planted problem generated once per task).
 
     Parameters
     ----------
@@ -101,7 +102,7 @@ def make_tasks(runs, *, max_models=256, max_cost=None):
     groups = defaultdict(lambda: defaultdict(list))
     for run in runs:
         p = run.params_dict
-        shape = (run.protocol,) + tuple(str(p[k]) for k in _SHAPE_KEYS)
+        shape = tuple(str(p[k]) for k in _SHAPE_KEYS)
         groups[shape][_problem_id(run)].append(run)
     tasks = []
     for problems in groups.values():
