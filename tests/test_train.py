@@ -503,3 +503,40 @@ def test_loss_history_must_be_bool(tiny_problem):
     p = tiny_problem
     with pytest.raises(ValueError, match="'loss_history' parameter of train_iht must be a bool. Got 'no'"):
         train_iht(p.X, p.y, p.W, p.v, sparsifier=Dense(), epochs=1, loss_history="no")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_grouped_sparsification_equals_each_models_own_call(dtype):
+    """_sparsify applies the models of one shipped sparsifier kind as one array operation: the same bits
+    as calling each model's sparsifier on its own W (thresholds at float32-rounding boundaries, ties at
+    the top-p cut-off, Dense, a user callable, models not selected or diverged left alone)."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(3)
+    B, d, k = 40, 6, 3
+    W = rng.standard_normal((B, d, k)).astype(dtype)
+    W[:, 0, :] = dtype(0.15)  # exactly the float32 rounding of a threshold of 0.15
+    W[::3, 1, :] = 0.5  # ties at the top-p cut-off
+    sps = []
+    for b in range(B):
+        kind = b % 5
+        sps.append(Threshold([0.15, 0.3, 0.0][b % 3]) if kind in (0, 1) else TopFraction([0.5, 0.25][b % 2])
+                   if kind in (2, 3) else Dense() if b % 2 else (lambda w: np.where(w > 0, w, 0.0)))
+    selected = rng.random(B) < 0.8
+    diverged = rng.random(B) < 0.1
+    inp = SimpleNamespace(W=W.copy(), sparsifiers=sps)
+    _train._sparsify(inp, selected, diverged, _train._sparsifier_groups(sps))
+    for b in range(B):
+        expect = np.asarray(sps[b](W[b])) if selected[b] and not diverged[b] else W[b]
+        np.testing.assert_array_equal(inp.W[b], expect.astype(dtype), err_msg=f"model {b}: {sps[b]!r}")
+    assert inp.W.dtype == dtype
+
+
+def test_grouped_sparsification_refuses_an_infinite_output_naming_the_model():
+    from types import SimpleNamespace
+
+    W = np.ones((4, 3, 2))
+    W[2, 1, 1] = np.inf
+    inp = SimpleNamespace(W=W, sparsifiers=[Threshold(0.1)] * 4)
+    with pytest.raises(ValueError, match=r"must return finite numbers\. Got NaN or inf instead \(model 2\)"):
+        _train._sparsify(inp, np.ones(4, bool), np.zeros(4, bool), _train._sparsifier_groups(inp.sparsifiers))
