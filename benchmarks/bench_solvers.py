@@ -184,7 +184,8 @@ def speed(args):
     import itertools
 
     from sparsenet.recovery import _dense_fit
-    from sparsenet.solvers import NetLeastSquares, _one_blas_thread
+    from sparsenet._threads import one_blas_thread
+    from sparsenet.solvers import NetLeastSquares
 
     rows = []
     for t in range(args.trials):
@@ -199,7 +200,7 @@ def speed(args):
             if side == "batched":
                 v, _, scored = search_signs(p.X, p.y, W0, v0, strategy="exhaustive", random_state=t)
             else:
-                with _one_blas_thread(True):
+                with one_blas_thread():
                     ref = {pat: _dense_fit(df, W0, np.array(pat), 5)[1] for pat in patterns}
             cpu[side] = min(cpu.get(side, np.inf), time.process_time() - t0)
         scale = float(np.mean(df.y ** 2))

@@ -27,6 +27,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit, logsumexp, softmax
 
+from ._threads import one_blas_thread
+
 __all__ = ["Network", "LOSSES", "objective", "fit_network", "path_fractions", "prune", "sparsity_path"]
 
 #: Data losses: "squared" ½·mean‖F − Y‖², "logistic" (m = 1, Y in {0, 1}), "multinomial" (one-hot Y).
@@ -303,7 +305,7 @@ def sparsity_path(X, Y, net0, activation, *, stages, hidden_bias, skip, fit_outp
               n_iter_no_change=n_iter_no_change)
     dense_W = np.ones(net0.W.shape, dtype=bool)
     dense_B = np.full(net0.B.shape, skip)
-    with _one_blas_thread():
+    with one_blas_thread():
         net, info = fit_network(X, Y, net0, free_of(dense_W, dense_B), activation, **kw)
         path = [(net, info)]
         for sparsifier in stages:
@@ -314,10 +316,3 @@ def sparsity_path(X, Y, net0, activation, *, stages, hidden_bias, skip, fit_outp
     return path
 
 
-def _one_blas_thread():
-    """One BLAS thread while L-BFGS runs: its products are small (n × d × k, a few hundred
-    parameters), and OpenBLAS worker threads made scipy's L-BFGS-B 50× slower on a loaded 2-core
-    machine (0.9 s vs 0.016 s for 80 iterations on 131 parameters, measured)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._threads import one_blas_thread
 from ._validation import check_data, check_random_state, check_scalar
-from .solvers import (GraSP, NetLeastSquares, _levenberg_marquardt, _levenberg_marquardt_many, _one_blas_thread,
+from .solvers import (GraSP, NetLeastSquares, _levenberg_marquardt, _levenberg_marquardt_many,
                       get_solver)
 
 __all__ = ["RecoverResult", "recover", "search_signs"]
@@ -119,7 +120,7 @@ def search_signs(X, y, W0, v0, *, activation="relu2", strategy="auto", fit_iter=
             scored.update({p: (W[i], float(f[i])) for i, p in enumerate(todo)})
         return [scored[p][1] for p in patterns]
 
-    with _one_blas_thread(True):
+    with one_blas_thread():
         if strategy == "exhaustive" or (strategy == "auto" and k <= max_exhaustive):
             score(list(itertools.product((1.0, -1.0), repeat=k)))
         elif strategy == "joint":

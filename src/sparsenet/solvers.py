@@ -30,11 +30,11 @@ Anal. 49(6), 2011.
 S. Bahmani, B. Raj and P. T. Boufounos, "Greedy sparsity-constrained optimization", JMLR 14, 2013.
 """
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._threads import one_blas_thread
 from ._validation import check_data, check_scalar
 from .activations import get_activation
 from .sparsify import check_sparsifier_output, get_sparsifier
@@ -42,19 +42,6 @@ from .sparsify import check_sparsifier_output, get_sparsifier
 __all__ = ["NetLeastSquares", "SolverResult", "SGDIHT", "NIHT", "HTP", "GraSP", "SOLVERS", "get_solver"]
 
 
-def _one_blas_thread(enabled=True):
-    """One BLAS thread (threadpoolctl, optional) for the small products of the full-batch solvers.
-
-    One HTP solve (n = 500, d = 20, k = 5) took 2.27 s with OpenBLAS's default threads and 0.13 s with
-    one thread on the shared 2-core machine (one measurement each, under load).
-    """
-    if not enabled:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional dependency
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 class NetLeastSquares:
@@ -536,7 +523,7 @@ class NIHT(_FullBatchSolver):
         -------
         result : SolverResult
         """
-        with _one_blas_thread(True):
+        with one_blas_thread():
             return self._solve(datafit, sparsifier, params0, train)
 
     def _solve(self, datafit, sparsifier, params0, train):
@@ -628,7 +615,7 @@ class HTP(_FullBatchSolver):
         -------
         result : SolverResult
         """
-        with _one_blas_thread(True):
+        with one_blas_thread():
             return self._solve(datafit, sparsifier, params0, train)
 
     def _solve(self, datafit, sparsifier, params0, train):

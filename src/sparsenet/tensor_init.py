@@ -6,13 +6,13 @@ a k×k×k (or k^4) tensor decomposition, and the norms and signs from two low-or
 (RecMagSign). The exact recipe is docs/design TENSOR_INIT.md; nothing here sees the truth.
 """
 
-import contextlib
 import functools
 import time
 import warnings
 
 import numpy as np
 
+from ._threads import one_blas_thread
 from ._validation import check_data, check_random_state, check_scalar
 from .activations import Activation, get_activation
 from .moments import hermite_contract, symmetrize
@@ -619,23 +619,6 @@ def _check_gaussian(X, Z=None, V=None):
     return cov_dev, mean_dev
 
 
-_BLAS_CONTROLLER = []
-
-
-def _single_blas_thread(enabled):
-    """Limit BLAS to one thread: on the tiny products here thread start-up dominates (4x faster)."""
-    if not enabled:
-        return contextlib.nullcontext()
-    if not _BLAS_CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _BLAS_CONTROLLER.append(ThreadpoolController())
-        except Exception:  # optional dependency (installed with scikit-learn)
-            _BLAS_CONTROLLER.append(None)
-    ctl = _BLAS_CONTROLLER[0]
-    if ctl is None:
-        return contextlib.nullcontext()
-    return ctl.limit(limits=1, user_api="blas")
 
 
 def tensor_init(
@@ -737,7 +720,7 @@ def tensor_init(
     >>> W0.shape, sorted(v0.tolist())
     ((10, 3), [-1.0, 1.0, 1.0])
     """
-    with _single_blas_thread(np.shape(X)[-1] ** 2 * len(X) <= 1e8 if np.ndim(X) == 2 else False):
+    with one_blas_thread(np.shape(X)[-1] ** 2 * len(X) <= 1e8 if np.ndim(X) == 2 else False):
         try:
             return _tensor_init(
                 X,
@@ -871,14 +854,14 @@ def _tensor_init(
     if j3 == 4:
         R = hermite_contract(Pb.X, Pb.targets(4, V), [V, V, V, V], projections=[Pb.proj(V)] + [None] * 3)
         R = symmetrize(R)
-        with _single_blas_thread(True):  # k-sized products: threads only add start-up and contention
+        with one_blas_thread(True):  # k-sized products: threads only add start-up and contention
             U, c, cp_res, condU = _decompose4(R, rng)
         tensor_order = 4
     else:
         R = hermite_contract(Pb.X, Pb.targets(j3, V), [V, V, V] + [alpha] * (j3 - 3),
                              projections=[Pb.proj(V)] + [None] * (j3 - 1))
         R = symmetrize(R)
-        with _single_blas_thread(True):  # k-sized products: threads only add start-up and contention
+        with one_blas_thread(True):  # k-sized products: threads only add start-up and contention
             U, c, cp_res, condU = _decompose3(R, rng)
         tensor_order = 3
     timings["decomposition"] = time.perf_counter() - t0

@@ -28,13 +28,12 @@ one forward product Xb (U, m, d) @ W (U, d, k·G) and one backward product Xbᵀ
 of them, the weights kept in that layout for the whole epoch.
 """
 
-import contextlib
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._threads import one_blas_thread
 from ._validation import check_data, check_random_state, check_scalar, check_weights
 from .activations import ACTIVATIONS, get_activation
 from .sparsify import Dense, Threshold, TopFraction, check_sparsifier_output, get_sparsifier
@@ -47,7 +46,7 @@ _CHUNK_TMP_BYTES = 4 << 20  # full-data passes: bytes of the chunk-sized tempora
 # Minibatch path: copy X into one [X | y] array (one gather per step) up to this size; 0: never (X, y
 # are gathered from the stacked problems as they are: no copy, and no slower per step, measured).
 _JOINT_BYTES = 0
-_ONE_BLAS_THREAD = True  # minibatch training runs with one BLAS thread (see _one_blas_thread)
+_ONE_BLAS_THREAD = True  # minibatch training runs with one BLAS thread (see sparsenet._threads)
 
 
 @dataclass
@@ -527,28 +526,6 @@ def _grouped_minibatch_epoch(Xy, order, W, v, c, vc, fused, batch_size, maskg, p
     _from_grouped(vg, v, perm)
 
 
-def _one_blas_thread(enabled):
-    """Limit BLAS to one thread (threadpoolctl, optional) while minibatch training runs.
-
-    Its products are tiny (batch × d × k) or thin (the per-epoch loss, n × d × B·k with small d):
-    OpenBLAS gains nothing from threads there, and its worker threads measured up to a 2×
-    slowdown on a loaded 2-core machine.  Entered once per call.  Finding the loaded BLAS libraries
-    (reading the process's memory map) measured ~1.3 ms of CPU per call, the limit itself ~0.02 ms:
-    the libraries found are kept (a ``ThreadpoolController``) until a module is imported.
-    """
-    if not enabled:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - optional dependency (or threadpoolctl < 3)
-        return contextlib.nullcontext()
-    n_modules = len(sys.modules)  # a new import may have loaded another BLAS
-    if _BLAS_CONTROLLER[1] != n_modules:
-        _BLAS_CONTROLLER[:] = [ThreadpoolController(), n_modules]
-    return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
-
-
-_BLAS_CONTROLLER = [None, -1]  # threadpoolctl controller, len(sys.modules) when it was made
 
 
 def _per_model(value, B, name, dtype=float):
@@ -907,7 +884,7 @@ def _run(inp, plan):
     gorder = np.empty((len(inp.rngs), n), dtype=np.intp) if plan.path == "grouped" else None
     spaces = {}
     groups = _sparsifier_groups(inp.sparsifiers)
-    with _one_blas_thread(_ONE_BLAS_THREAD and plan.path != "full" and inp.epochs > 0):
+    with one_blas_thread(_ONE_BLAS_THREAD and plan.path != "full" and inp.epochs > 0):
         hist.record(0)
         for e in range(inp.epochs):
             _sparsify(inp, inp.pre <= e, hist.diverged, groups)
