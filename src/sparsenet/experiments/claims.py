@@ -30,7 +30,8 @@ A claim has one of four outcomes (:data:`OUTCOMES`): **holds**, **does not hold*
   by its adjusted p-value: significant in the claimed direction = holds, in the other = does not
   hold, else inconclusive.
 
-scipy is imported inside the functions that need it, so that importing this module stays cheap.
+The tests run with scipy's arithmetic in :mod:`~sparsenet.experiments.rank_tests` (numpy); scipy.stats
+(~1.2 s of CPU to import) is imported only for a case that module leaves to it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from sparsenet.experiments.aggregate import (
     trial_of,
 )
 from sparsenet.experiments.config import CLAIM_KINDS  # each claim kind with the keys it requires
+from sparsenet.experiments.rank_tests import bootstrap_ci, kendall_tau_p, wilcoxon_p
 
 __all__ = ["ALPHA", "CORRECTION", "CLAIM_KINDS", "OUTCOMES", "Verdict", "evaluate_claim",
            "evaluate_claims", "adjust", "holm", "wilson_interval", "methods_text"]
@@ -200,14 +202,17 @@ def _tie(d, res):
 
 
 def _wilcoxon(d, alternative):
-    from scipy.stats import wilcoxon
-
     if not np.any(d != 0):
         return 1.0
     # with zeros or ties scipy's "auto" enumerates all 2^n sign flips (a permutation test) up to
     # n = 13, seconds per call; past 8 pairs the tie-corrected normal approximation is used instead
     ties = np.any(d == 0) or np.unique(np.abs(d)).size < d.size
     method = "approx" if ties and d.size > 8 else "auto"
+    p = wilcoxon_p(d, alternative, method)  # scipy's arithmetic without importing scipy.stats
+    if p is not None:
+        return p
+    from scipy.stats import wilcoxon
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(wilcoxon(d, zero_method="zsplit", alternative=alternative, method=method).pvalue)
@@ -222,17 +227,12 @@ def _mannwhitney(a, b, alternative):
 
 
 def _median_ci(d, seed=0):
-    """Median of ``d`` and its percentile-bootstrap 95 % CI (scipy, seeded)."""
+    """Median of ``d`` and its percentile-bootstrap 95 % CI (scipy's, seeded; :func:`.rank_tests.bootstrap_ci`)."""
     med = float(np.median(d))
     if d.size < 2 or np.ptp(d) == 0:
         return med, med, med
-    from scipy.stats import bootstrap
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ci = bootstrap((d,), np.median, n_resamples=N_BOOTSTRAP, method="percentile",
-                       rng=np.random.default_rng(seed)).confidence_interval
-    return med, float(ci.low), float(ci.high)
+    low, high = bootstrap_ci((d,), np.median, n_resamples=N_BOOTSTRAP, rng=np.random.default_rng(seed))
+    return med, low, high
 
 
 def _show(value, bound):
@@ -317,8 +317,6 @@ def _compare(claim, table, protocol, metric, res, x_name) -> Verdict:
 
 
 def _trend(claim, table, protocol, metric, res, x_name) -> Verdict:
-    from scipy.stats import bootstrap, kendalltau
-
     method, direction = _get(claim, "method"), _get(claim, "direction")
     if direction not in ("increasing", "decreasing"):
         raise ValueError("The 'direction' of a trend claim must be 'increasing' or "
@@ -344,15 +342,17 @@ def _trend(claim, table, protocol, metric, res, x_name) -> Verdict:
         return Verdict("inconclusive", head + ": every value is equal." + listing, test, 1.0, 1.0, 0,
                        f"flat: all {len(keys)} values are equal within the resolution {res:g}",
                        trials, int(worst.sum()))
-    res_k = kendalltau(x, v)
-    tau, p = float(res_k.statistic), float(res_k.pvalue)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ci = bootstrap((x, v), _tau_b, paired=True, vectorized=True, n_resamples=N_BOOTSTRAP,
-                       method="percentile", rng=np.random.default_rng(0)).confidence_interval
+    tau_p = kendall_tau_p(x, v)  # scipy's arithmetic without importing scipy.stats
+    if tau_p is None:
+        from scipy.stats import kendalltau
+
+        res_k = kendalltau(x, v)
+        tau_p = float(res_k.statistic), float(res_k.pvalue)
+    tau, p = tau_p
+    low, high = bootstrap_ci((x, v), _tau_b, n_resamples=N_BOOTSTRAP, rng=np.random.default_rng(0))
     want = 1 if direction == "increasing" else -1
     sign = 0 if tau == 0 else (1 if np.sign(tau) == want else -1)
-    detail = (f"{head}: τ-b = {tau:+.2f} (95 % bootstrap CI [{ci.low:+.2f}, {ci.high:+.2f}]); "
+    detail = (f"{head}: τ-b = {tau:+.2f} (95 % bootstrap CI [{low:+.2f}, {high:+.2f}]); "
               f"the claim says {direction}.{listing}")
     return Verdict("inconclusive", detail, test, p, p, sign, "", trials, int(worst.sum()))
 
