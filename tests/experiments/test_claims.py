@@ -136,6 +136,23 @@ def test_vectorized_tau_b_equals_scipy():
         assert _tau_b(x, y) == pytest.approx(stats.kendalltau(x, y).statistic)
 
 
+def test_tau_b_of_resamples_equals_the_pairwise_formula_to_the_bit():
+    """_tau_b's counts of repeated pairs against the sum over every pair of every resample."""
+    rng = np.random.default_rng(11)
+    for n, levels in ((5, 3), (20, 4), (25, 1000), (7, 1)):
+        x = np.repeat(np.arange(5.0), -(-n // 5))[:n]
+        y = np.round(rng.random(n) * levels) / levels
+        idx = rng.integers(0, n, (300, n))
+        xs, ys = x[idx], y[idx]
+        sx = np.sign(xs[:, :, None] - xs[:, None, :])
+        sy = np.sign(ys[:, :, None] - ys[:, None, :])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pairwise = (sx * sy).sum((-1, -2)) / np.sqrt(np.abs(sx).sum((-1, -2)) * np.abs(sy).sum((-1, -2)))
+        np.testing.assert_array_equal(_tau_b(xs, ys), pairwise)  # NaN where a resample is constant
+        np.testing.assert_array_equal(_tau_b(xs.T, ys.T, axis=0), pairwise)
+    assert np.isnan(_tau_b([1.0, 2.0, np.nan], [1.0, 2.0, 3.0]))
+
+
 # --------------------------------------------------------------------------------------------------
 # argmin
 def test_flat_noisy_curve_is_a_flat_optimum_or_inconclusive():

@@ -359,12 +359,38 @@ def _trend(claim, table, protocol, metric, res, x_name) -> Verdict:
 
 def _tau_b(x, y, axis=-1):
     """Kendall τ-b along ``axis``, vectorized for the bootstrap (scipy's kendalltau is the oracle
-    in the tests; it takes one sample at a time)."""
+    in the tests; it takes one sample at a time).
+
+    A bootstrap resample repeats the sample's distinct (x, y) pairs: with
+    P[a, b] = sign(x_a − x_b)·sign(y_a − y_b) between distinct pairs and c the count of each in a
+    resample, the sum over all pairs of the resample is the quadratic form c P cᵀ (and so are the
+    numbers of pairs not tied in x, in y). The sums are integers, exact in floating point: τ-b equals
+    the pairwise formula to the bit (tested), in ~0.4x its time on the report's resamples.
+    """
     x, y = np.moveaxis(np.asarray(x, float), axis, -1), np.moveaxis(np.asarray(y, float), axis, -1)
-    sx = np.sign(x[..., :, None] - x[..., None, :])
-    sy = np.sign(y[..., :, None] - y[..., None, :])
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):  # a NaN has no order: the pairwise formula
+        sx = np.sign(x[..., :, None] - x[..., None, :])
+        sy = np.sign(y[..., :, None] - y[..., None, :])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (sx * sy).sum((-1, -2)) / np.sqrt(np.abs(sx).sum((-1, -2)) * np.abs(sy).sum((-1, -2)))
+    n = x.shape[-1]
+    rows = x.size // n if n else 0
+    ux, rx = np.unique(x, return_inverse=True)
+    uy, ry = np.unique(y, return_inverse=True)
+    keys, inverse = np.unique(rx.reshape(-1) * len(uy) + ry.reshape(-1), return_inverse=True)
+    px, py = ux[keys // len(uy)], uy[keys % len(uy)]  # the distinct (x, y) pairs
+    k = len(keys)
+    index = inverse.reshape(rows, n) + k * np.arange(rows)[:, None]
+    counts = np.bincount(index.ravel(), minlength=rows * k).reshape(rows, k).astype(float)
+    sx = np.sign(px[:, None] - px[None, :])
+    sy = np.sign(py[:, None] - py[None, :])
+
+    def form(m):  # c m cᵀ of every resample
+        return ((counts @ m) * counts).sum(axis=-1)
+
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (sx * sy).sum((-1, -2)) / np.sqrt(np.abs(sx).sum((-1, -2)) * np.abs(sy).sum((-1, -2)))
+        tau = form(sx * sy) / np.sqrt(form(np.abs(sx)) * form(np.abs(sy)))
+    return tau.reshape(x.shape[:-1])[()]
 
 
 def _paired_across_x(records, protocol, method) -> bool:
