@@ -236,6 +236,25 @@ def _two_units(XT, m, wa, wb, za, zb):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
+def _one_unit(XT, m, wa, za):
+    """za = XT[:, :m]ᵀ wa: :func:`_two_units` for the last unit of an odd count (the same FMA chain)."""
+    d = XT.shape[0]
+    d4 = d - d % 4
+    for i in range(m):
+        za[i] = 0.0
+    for l in range(0, d4, 4):
+        a0, a1, a2, a3 = wa[l], wa[l + 1], wa[l + 2], wa[l + 3]
+        x0, x1, x2, x3 = XT[l], XT[l + 1], XT[l + 2], XT[l + 3]
+        for i in range(m):
+            za[i] = za[i] + x0[i] * a0 + x1[i] * a1 + x2[i] * a2 + x3[i] * a3
+    for l in range(d4, d):
+        a0 = wa[l]
+        x0 = XT[l]
+        for i in range(m):
+            za[i] = za[i] + x0[i] * a0
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, train_v):
     """One epoch of minibatch SGD for U groups × G models, in place.
 
@@ -411,7 +430,6 @@ def narrow_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tra
     rT = np.empty((G, batch_size), dtype=dt)
     Xn = np.empty((batch_size, d), dtype=dt)  # the next minibatch, gathered during this step
     yn = np.empty(batch_size, dtype=dt)
-    Zx = np.empty(batch_size, dtype=dt)  # scratch for an odd unit count
     Wx = np.empty(d, dtype=dt)
     use_mask = mask.shape[0] > 0
     use_l1 = l1.shape[0] > 0
@@ -433,11 +451,11 @@ def narrow_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tra
                 xr = Xb[i]
                 for l in range(d):
                     XbT[l, i] = xr[l]
-            for kk in range(0, K, 2):  # forward, two units at a time (sharing the loads of X_bᵀ)
-                two = kk + 1 < K
-                wa = WT[kk]
-                wb = WT[kk + 1] if two else WT[kk]
-                _two_units(XbT, m, wa, wb, ZT[kk], ZT[kk + 1] if two else Zx)
+            K2 = K - K % 2
+            for kk in range(0, K2, 2):  # forward, two units at a time (sharing the loads of X_bᵀ)
+                _two_units(XbT, m, WT[kk], WT[kk + 1], ZT[kk], ZT[kk + 1])
+            if K2 < K:  # an odd count's last unit alone (was computed twice: 6 units' work for k = 5)
+                _one_unit(XbT, m, WT[K2], ZT[K2])
             # the next minibatch gathered now, the one two steps after it asked for (measured: ~20 %
             # less time per epoch with each model's own 6000-row data set)
             s1 = s0 + batch_size
