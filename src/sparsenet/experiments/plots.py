@@ -195,7 +195,11 @@ def _own_ticks(ax) -> None:
     matplotlib's ticks.
     """
     from matplotlib.text import Text
+    from matplotlib.transforms import TransformedPatchPath
 
+    # marks and labels are not clipped (clip_on=False); given a clip path, add_artist does not build
+    # one per artist (the axes patch's transforms, ~20 % of this function's time)
+    unclipped = {"clip_on": False, "clip_path": TransformedPatchPath(ax.patch)}
     for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
         groups = []
         for major in (True, False):
@@ -229,17 +233,18 @@ def _own_ticks(ax) -> None:
                                          transform=mark.get_transform(), ls="none", marker=mark.get_marker(),
                                          ms=mark.get_markersize(), mew=mark.get_markeredgewidth(),
                                          color=mark.get_color(), mec=mark.get_markeredgecolor(),
-                                         zorder=zorder, clip_on=False))
+                                         zorder=zorder, **unclipped))
                 label = tick.label1
-                if label.get_visible():
-                    transform, va, ha = tick._get_text1_transform()
+                if label.get_visible():  # placed as the tick's own label (its pad, alignment)
+                    transform = label.get_transform()
+                    va, ha = label.get_verticalalignment(), label.get_horizontalalignment()
                     for loc, text in zip(locs, labels):
                         if text:
                             ax.add_artist(Text(*((loc, 0.0) if name == "x" else (0.0, loc)), text,
                                                fontproperties=label.get_fontproperties(),
                                                color=label.get_color(), rotation=label.get_rotation(),
                                                va=va, ha=ha, transform=transform, zorder=zorder,
-                                               clip_on=False, gid=_TICK_GID[name]))
+                                               gid=_TICK_GID[name], **unclipped))
             axis.set_major_locator(mticker.NullLocator())
             axis.set_minor_locator(mticker.NullLocator())
 
