@@ -22,9 +22,14 @@ TARGET = {"paper": 20.0, "quick": 8.0}
 
 def _breakdown(stdout):
     out = {}
-    m = re.search(r"time: runs ([\d.]+) s.*?figures and report ([\d.]+) s; total ([\d.]+) s", stdout)
+    m = re.search(r"time: runs ([\d.]+) s.*?figures and report ([\d.]+) s.*?; total ([\d.]+) s", stdout)
     if m:
         out.update(runs_s=float(m.group(1)), figures_and_report_s=float(m.group(2)), total_s=float(m.group(3)))
+    m = re.search(r"\(figures ([\d.]+) s, claims ([\d.]+) s.*?tables and files ([\d.]+) s, loading the runs "
+                  r"([\d.]+) s\)", stdout)
+    if m:
+        out.update(figures_s=float(m.group(1)), claims_s=float(m.group(2)), document_s=float(m.group(3)),
+                   loading_s=float(m.group(4)))
     m = re.search(r"slowest experiments \(CPU s of the runs computed\): (.*)", stdout)
     if m:
         out["slowest"] = m.group(1).strip()

@@ -2,6 +2,8 @@
 
 import argparse
 
+import pytest
+
 from sparsenet import cli
 
 
@@ -32,6 +34,21 @@ def test_reproduce_breakdown_names_runs_report_and_slowest(capsys):
     assert "runs 7.2 s for 6 runs in 3 tasks (4 already stored)" in out
     assert "figures and report 3.5 s; total 10.8 s" in out
     assert "fig10 5.0, fig04 2.0" in out and "noise" not in out
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_reproduce_breakdown_splits_figures_claims_and_files(capsys, parallel):
+    from sparsenet.experiments.runner import SweepResult
+
+    parts = {"figures": 2.0, "claims": 0.75, "document": 0.25, "parallel": parallel}
+    cli._print_breakdown(SweepResult(total=1, skipped=0, done=1, failed=[], tasks=1), runs_s=1.0, report_s=3.5,
+                         total_s=4.5, parts=parts)
+    out = capsys.readouterr().out
+    # what is left of the report's time is loading the runs; serial claims are a part of their own
+    rest = 3.5 - 2.0 - 0.25 - (0.0 if parallel else 0.75)
+    claims = "claims 0.8 s meanwhile" if parallel else "claims 0.8 s,"
+    assert f"figures and report 3.5 s (figures 2.0 s, {claims}" in out
+    assert f"tables and files 0.2 s, loading the runs {rest:.1f} s); total 4.5 s" in out
 
 
 def test_resumed_reproduce_says_nothing_was_computed(capsys):

@@ -239,22 +239,30 @@ def _cmd_reproduce(args):
     if result.interrupted:
         return 130
     t_report = time.perf_counter()
+    parts = {}
     # The report's header states the time spent computing runs; a resumed call that computed none has none.
     _write_report(args.out, _records(configs, args.out), scale=args.scale,
-                  wall_time=(t_report - start) if result.done else None, jobs=args.jobs, svg=args.svg)
+                  wall_time=(t_report - start) if result.done else None, jobs=args.jobs, svg=args.svg,
+                  timings=parts)
     _print_breakdown(result, runs_s=t_report - start, report_s=time.perf_counter() - t_report,
-                     total_s=time.perf_counter() - start)
+                     total_s=time.perf_counter() - start, parts=parts)
     return 1 if _out_of_memory(result) else 0
 
 
-def _print_breakdown(result, *, runs_s, report_s, total_s, top=5):
-    """Where the time of `reproduce` went: runs, figures and report, and the slowest experiments."""
+def _print_breakdown(result, *, runs_s, report_s, total_s, parts=None, top=5):
+    """Where the time of `reproduce` went: runs, figures, report, and the slowest experiments."""
     if result.done:
         runs = (f"{runs_s:.1f} s for {result.done} runs in {result.tasks} tasks"
                 + (f" ({result.skipped} already stored)" if result.skipped else ""))
     else:
         runs = f"{runs_s:.1f} s (nothing to compute: all {result.total} runs already stored)"
-    print(f"time: runs {runs}; figures and report {report_s:.1f} s; total {total_s:.1f} s")
+    detail = ""
+    if parts:  # with --jobs > 1 the claims are decided while other processes draw the figures
+        rest = report_s - parts["figures"] - parts["document"] - (0.0 if parts["parallel"] else parts["claims"])
+        detail = (f" (figures {parts['figures']:.1f} s, claims {parts['claims']:.1f} s"
+                  f"{' meanwhile' if parts['parallel'] else ''}, tables and files {parts['document']:.1f} s, "
+                  f"loading the runs {rest:.1f} s)")
+    print(f"time: runs {runs}; figures and report {report_s:.1f} s{detail}; total {total_s:.1f} s")
     slow = sorted(result.experiment_time.items(), key=lambda kv: -kv[1])[:top]
     if slow:
         print("slowest experiments (CPU s of the runs computed): "

@@ -2,6 +2,7 @@
 
 import math
 import re
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -336,9 +337,14 @@ def test_parallel_report_equals_serial(tmp_path):
     written = {}
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}"
-        md, html = write_report(out, experiments, date="2024-01-02", version="0", jobs=jobs)
+        parts, t0 = {}, time.perf_counter()
+        md, html = write_report(out, experiments, date="2024-01-02", version="0", jobs=jobs, timings=parts)
+        total = time.perf_counter() - t0
         figures = {p.name: p.read_bytes() for p in sorted((out / "figures").iterdir())}
         written[jobs] = (md.read_text(), html.read_text(), figures)
+        # the parts: drawn by other processes (claims meanwhile) only with jobs > 1; together within the call
+        assert parts["parallel"] == (jobs > 1) and min(parts["figures"], parts["claims"], parts["document"]) > 0
+        assert parts["figures"] + parts["document"] + (0 if parts["parallel"] else parts["claims"]) <= total
     assert written[1][0] == written[2][0]  # REPORT.md
     assert written[1][1] == written[2][1]  # REPORT.html, figures inlined
     assert len(written[1][2]) == 2 and written[1][2] == written[2][2]  # the PNGs, byte for byte

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import multiprocessing as mp
 import os
+import time
 from pathlib import Path
 
 from sparsenet.experiments.aggregate import _get, config_field
@@ -106,7 +107,7 @@ def _default_jobs() -> int:
 
 def _draw_figures(tasks, jobs: int | None, meanwhile, start_method: str = "fork"):
     """Every experiment's figure blocks, in order, drawn by ``jobs`` processes when > 1; returns
-    ``(figures, meanwhile())``.
+    ``(figures, meanwhile(), parallel)`` (``parallel``: drawn by other processes while ``meanwhile`` ran).
 
     Drawing is nearly all of the report's time, and the figures are independent of each other and
     of the verdicts: ``meanwhile`` (deciding the claims) runs in this process while the workers draw.
@@ -127,17 +128,17 @@ def _draw_figures(tasks, jobs: int | None, meanwhile, start_method: str = "fork"
             pending = pool.map_async(_figure_task, order, chunksize=1)
             result = meanwhile()
             done = dict(zip(order, pending.get()))
-        return [done[i] for i in range(len(tasks))], result
+        return [done[i] for i in range(len(tasks))], result, True
     result = meanwhile()
-    return [figure_blocks(*task[:3], svg=task[3]) for task in tasks], result
+    return [figure_blocks(*task[:3], svg=task[3]) for task in tasks], result, False
 
 
 def write_report(out_dir, experiments, *, date=None, version: str | None = None,
                  scale: str | None = None, wall_time: float | None = None,
                  jobs: int | None = None, svg: bool = False,
                  title: str = "Reproduction of Agrawal & Kar, "
-                              "“Training One-Hidden-Layer Sparse Neural Networks”"
-                 ) -> tuple[Path, Path]:
+                              "“Training One-Hidden-Layer Sparse Neural Networks”",
+                 timings: dict | None = None) -> tuple[Path, Path]:
     """Write every figure, ``REPORT.md`` and a self-contained ``REPORT.html`` under ``out_dir``.
 
     Parameters
@@ -162,6 +163,11 @@ def write_report(out_dir, experiments, *, date=None, version: str | None = None,
         and inlines the PNGs only).
     title : str, optional
         The report's title.
+    timings : dict, optional
+        Filled with the wall seconds of each part: ``"figures"`` (drawing and saving every figure),
+        ``"claims"`` (deciding the verdicts, done meanwhile in this process, so it overlaps the
+        figures when they are drawn by other processes: ``"parallel"``) and ``"document"`` (the tables
+        and the two files).
 
     Returns
     -------
@@ -172,8 +178,17 @@ def write_report(out_dir, experiments, *, date=None, version: str | None = None,
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     experiments = [(config, list(records)) for config, records in experiments]
-    figures, decided = _draw_figures([(config, records, fig_dir, svg) for config, records in experiments],
-                                     jobs, lambda: evaluate_claims(experiments))
+    clock = {"start": time.perf_counter()}
+
+    def claims():
+        t0 = time.perf_counter()
+        decided = evaluate_claims(experiments)
+        clock["claims"] = time.perf_counter() - t0
+        return decided
+
+    figures, decided, parallel = _draw_figures(
+        [(config, records, fig_dir, svg) for config, records in experiments], jobs, claims)
+    done_drawing = time.perf_counter()
     header = [f"**Date:** {date or _dt.date.today().isoformat()}",
               f"**sparsenet version:** {version or _package_version()}"]
     if scale is not None:
@@ -195,6 +210,10 @@ def write_report(out_dir, experiments, *, date=None, version: str | None = None,
         blocks += build_section(config, records, fig_dir, list(mine.values()), figures=images)
     md_path = write_atomic(out / "REPORT.md", to_markdown(blocks, out))
     html_path = write_atomic(out / "REPORT.html", to_html(blocks, title))
+    if timings is not None:
+        # drawn in this process: the claims ran first, inside the same interval
+        timings.update(figures=done_drawing - clock["start"] - (0.0 if parallel else clock["claims"]),
+                       claims=clock["claims"], document=time.perf_counter() - done_drawing, parallel=parallel)
     return md_path, html_path
 
 
