@@ -74,6 +74,18 @@ def test_start_cache_gives_the_results_of_separate_calls():
     assert 1 <= len(cache) <= kw["max_starts"]
 
 
+@pytest.mark.parametrize("bit_generator", [np.random.MT19937, np.random.Philox, np.random.SFC64])
+def test_start_cache_with_any_bit_generator(bit_generator):
+    """Generators whose state holds arrays (MT19937's key, Philox's counter) key the cache as well."""
+    p = make_planted(300, 6, 2, thresh_gt=0.15, noise_sd=0.1, random_state=1)
+    cache, kw = {}, dict(sparsifier=Threshold(0.075), max_starts=2, solver="htp")
+    alone = recover(p.X, p.y, 2, random_state=np.random.Generator(bit_generator(4)), **kw)
+    for _ in range(2):
+        shared = recover(p.X, p.y, 2, random_state=np.random.Generator(bit_generator(4)), start_cache=cache, **kw)
+        np.testing.assert_array_equal(alone.W, shared.W)
+    assert shared.history["start_reused"][0]
+
+
 @pytest.mark.parametrize("solver", ["sgd_iht", "niht", "htp", "grasp"])
 def test_recover_runs_every_solver(solver):
     p = make_planted(300, 6, 2, thresh_gt=0.15, random_state=2)

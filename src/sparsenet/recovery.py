@@ -160,7 +160,11 @@ def _initial(X, y, k, activation, rng, caught):
 def _rng_key(rng):
     """The state of ``rng`` as a hashable value (equal states: equal draws from here on)."""
     def freeze(value):
-        return tuple((key, freeze(val)) for key, val in value.items()) if isinstance(value, dict) else value
+        if isinstance(value, dict):
+            return tuple((key, freeze(val)) for key, val in value.items())
+        if isinstance(value, np.ndarray):  # e.g. MT19937's key, Philox's counter
+            return value.dtype.str, value.shape, value.tobytes()
+        return value
 
     return freeze(rng.bit_generator.state)
 
