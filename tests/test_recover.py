@@ -141,3 +141,20 @@ def test_sign_search_scores_as_one_fit_per_pattern(strategy, seed, n, d, k):
         assert abs(f - ref[pat][1]) <= 1e-7 * scale + 1e-7 * ref[pat][1]
     assert tuple(v) == min(ref, key=lambda pat: ref[pat][1])
     np.testing.assert_allclose(W, ref[tuple(v)][0], atol=1e-6 * np.abs(W).max())
+
+
+def test_start_cache_shared_by_different_problems():
+    """One cache passed to calls on other data, k or activation (same seed) gives each call its own
+    starts: the results of separate calls, never a start computed for another problem."""
+    p = make_planted(300, 6, 3, thresh_gt=0.15, noise_sd=0.1, random_state=1)
+    q = make_planted(300, 6, 3, thresh_gt=0.15, noise_sd=0.1, random_state=2)
+    kw = dict(sparsifier=Threshold(0.075), max_starts=2, solver="htp")
+    cache = {}
+    for X, y, k, act in [(p.X, p.y, 3, "relu2"), (q.X, q.y, 3, "relu2"), (p.X, p.y, 2, "relu2"),
+                         (p.X, p.y, 3, "tanh"), (p.X, 2 * p.y, 3, "relu2")]:
+        alone = recover(X, y, k, activation=act, random_state=np.random.default_rng(4), **kw)
+        shared = recover(X, y, k, activation=act, random_state=np.random.default_rng(4), start_cache=cache, **kw)
+        assert shared.W.shape == (6, k)
+        np.testing.assert_array_equal(alone.W, shared.W)
+        np.testing.assert_array_equal(alone.v, shared.v)
+        assert not any(shared.history["start_reused"])

@@ -5,6 +5,7 @@ after a short dense fit (:func:`search_signs`); the initialization is restarted 
 high; the sparsity-constrained fit is one of :mod:`sparsenet.solvers`.
 """
 
+import hashlib
 import itertools
 import time
 import warnings
@@ -169,6 +170,15 @@ def _rng_key(rng):
     return freeze(rng.bit_generator.state)
 
 
+def _problem_key(X, y, k, activation):
+    """What a start depends on besides the random state and the sign strategy: a cache passed to calls
+    on other data, k or activation then never hands one of them another problem's start."""
+    digest = hashlib.blake2b(np.ascontiguousarray(X), digest_size=16)
+    digest.update(np.ascontiguousarray(y))
+    act = activation if isinstance(activation, str) else ("object", id(activation))
+    return X.shape, digest.digest(), int(k), act
+
+
 def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=False, signs="auto",
             max_starts=3, restart_tol=1e-8, random_state=None, start_cache=None):
     r"""Recover a sparse one-hidden-layer network ŷ = φ(XW) v from (X, y).
@@ -218,7 +228,9 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
         Shares the starts (steps 1–2, the costly part for small problems) between calls on the same
         X, y, k and activation, e.g. one call per solver: a start is computed once per random state
         and sign strategy, and the calls that reuse it return the same result as without the cache
-        (the random state is restored to where the start left it). ``history["start_seconds"]``
+        (the random state is restored to where the start left it). Starts are keyed by the data
+        (a digest of X and y), k and activation as well, so one dict may serve several problems.
+        ``history["start_seconds"]``
         holds each start's measured time (the time of its first computation when reused) and
         ``history["start_reused"]`` which starts were reused. Not used
         with the SGD solver, whose shuffling shares the random state.
@@ -263,8 +275,9 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
     scale = max(float(y @ y) / len(y), 1e-300)
     caught, best, starts, seconds, reused = [], None, [], [], []
     cache = {} if start_cache is None or name == "sgd_iht" else start_cache
+    problem = () if start_cache is None else _problem_key(X, y, k, activation)
     for start in range(max_starts):
-        key = (signs, _rng_key(rng))
+        key = (signs, _rng_key(rng)) + problem
         reused.append(key in cache)
         if key not in cache:
             t0 = time.perf_counter()
