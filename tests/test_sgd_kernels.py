@@ -214,3 +214,22 @@ def test_compiled_equals_numpy_at_edge_shapes(d, k, G, n, batch, monkeypatch):
     _close(ref.v, got.v)
     _close(ref.history["train_loss"], got.history["train_loss"])
     _close(ref.history["test_loss"], got.history["test_loss"])
+
+
+@pytest.mark.parametrize("groups", [None, [0, 0]])
+def test_l1_prox_keeps_a_diverged_weight_nan(groups, monkeypatch):
+    """A weight that overflows to NaN within an epoch stays NaN through the compiled L1 prox (numpy's
+    soft threshold gives NaN): the run is flagged diverged on both paths, not zeroed and reported fine."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 6)), rng.standard_normal(40)
+    W0, v0 = rng.standard_normal((2, 6, 3)), np.ones((2, 3))
+    flags = []
+    for mode in ("numpy", "compiled"):
+        monkeypatch.setattr(train, "_KERNELS", mode)
+        with np.errstate(all="ignore"):
+            r = train.train_iht_batched(X, y, W0, v0, sparsifiers=None, epochs=3, batch_size=5, learning_rate=1.0,
+                                        pretrain_epochs=0, prox=_l1_prox_op([1e-3, 1e-3]), random_states=[1, 1],
+                                        order_groups=groups, on_divergence="flag")
+        flags.append(r.diverged.tolist())
+    assert flags[0] == [True, True]  # the reference: lr = 1 overflows
+    assert flags[1] == flags[0]

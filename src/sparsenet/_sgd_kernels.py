@@ -395,7 +395,7 @@ def grouped_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tr
                             a = abs(w) - t
                             if a > 0.0:
                                 Wu[l, j * G + g] = a if w > 0.0 else -a
-                            else:
+                            elif a <= 0.0:  # a NaN weight stays NaN (divergence shows, as in numpy)
                                 Wu[l, j * G + g] = 0.0
         for l in range(d):
             for kk in range(K):
@@ -538,7 +538,7 @@ def narrow_epoch(X, y, ycol, order, W, v, c, vc, code, batch_size, mask, l1, tra
                             a = abs(w) - t
                             if a > 0.0:
                                 WT[j * G + g, l] = a if w > 0.0 else -a
-                            else:
+                            elif a <= 0.0:  # a NaN weight stays NaN (divergence shows, as in numpy)
                                 WT[j * G + g, l] = 0.0
         for l in range(d):
             for kk in range(K):
