@@ -86,6 +86,24 @@ def test_text_without_antialiasing():
     assert np.abs(box - box0).max() <= 1, (box, box0)
 
 
+def test_font_lists_changed_between_figures():
+    """A string cached in one font is not reused when rcParams resolve the same family to another
+    font: extents and ink as the stock renderer's in the new font."""
+    text = TEXTS[0][0]
+    _pixels(canvas.new_figure(), text, 0, 10, "left")  # cached in the default sans-serif font
+    with matplotlib.rc_context({"font.sans-serif": ["DejaVu Serif"]}):
+        extents = []
+        for fig in (canvas.new_figure(), _stock()):
+            fig.set_dpi(120)
+            t = fig.text(0.2, 0.3, text, fontsize=10)
+            extents.append(t.get_window_extent(fig.canvas.get_renderer()).bounds)
+        assert extents[0] == extents[1]
+        box, total = _ink(_pixels(canvas.new_figure(), text, 0, 10, "left"))
+        box0, total0 = _ink(_pixels(_stock(), text, 0, 10, "left"))
+    assert np.abs(box - box0).max() <= 1, (box, box0)
+    assert abs(total - total0) <= 0.03 * total0, (total, total0)
+
+
 def test_mathtext_goes_to_matplotlib():
     """A mathtext string is drawn by the stock renderer: identical pixels."""
     a = _pixels(canvas.new_figure(), r"$\|W\|_F^2 + \alpha$", 0, 12, "left")

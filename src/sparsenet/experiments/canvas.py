@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 
+import matplotlib as mpl
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
+from matplotlib.font_manager import fontManager
 from matplotlib.figure import Figure
 
 __all__ = ["new_figure", "FastTextCanvas"]
@@ -55,7 +57,10 @@ def _text_entry(renderer, s, prop) -> _Rasterized:
     """The :class:`_Rasterized` ``s`` in font ``prop`` at the renderer's dpi, from the cache."""
     flags = get_hinting_flag()
     key = (s, tuple(prop.get_family()), prop.get_slant(), prop.get_variant(), prop.get_weight(),
-           prop.get_stretch(), prop.get_size(), prop.get_file(), renderer.dpi, flags)
+           prop.get_stretch(), prop.get_size(), prop.get_file(), renderer.dpi, flags,
+           # the font files the family resolves to (rcParams' font lists may change between figures)
+           tuple(fontManager._find_fonts_by_props(prop)), mpl.rcParams["text.kerning_factor"],
+           mpl.rcParams["font.enable_last_resort"])
     entry = _cache.get(key)
     if entry is None:
         entry = _Rasterized(renderer._prepare_font(prop), s, flags)
