@@ -187,20 +187,28 @@ def _own_ticks(ax) -> None:
 
     Matplotlib makes a :class:`~matplotlib.axis.Tick` per location (five artists with their
     properties, ~2 ms each; most of a figure's cost after the text) and measures every tick label at
-    every draw. Here, once the view is final, each axis' major and minor locations (in view) and
-    labels come from its own locator and formatter, and become one line of grid segments, one line of
-    tick markers and a text per label, styled and placed as the axis' own first tick (its pad,
-    marker, font, grid style); the axis then gets a :class:`~matplotlib.ticker.NullLocator`. An axis
-    whose formatter has an offset text (e.g. "1e-5", drawn by matplotlib beside the axis) keeps
-    matplotlib's ticks.
+    every draw. Here, once the view is final, each axis' major and minor locations in view (as
+    matplotlib's ``Axis._update_ticks`` selects them) and labels come from its own locator and
+    formatter, and become one line of grid segments, one line of tick markers per side (bottom/left,
+    top/right) and a text per label, styled and placed as the axis' own first tick (its pad, marker,
+    font, grid style); the axis then gets a :class:`~matplotlib.ticker.NullLocator`.
+
+    An axis keeps matplotlib's ticks where they could not be drawn the same: its formatter has an
+    offset text (e.g. "1e-5", drawn by matplotlib beside the axis), it is shared with another axes
+    (they share one locator), it is hidden (or the axes is off), or the axes is not rectilinear (polar).
     """
     from matplotlib.text import Text
-    from matplotlib.transforms import TransformedPatchPath
+    from matplotlib.transforms import TransformedPatchPath, _interval_contains_close
 
+    if ax.name != "rectilinear" or not ax.axison:
+        return
     # marks and labels are not clipped (clip_on=False); given a clip path, add_artist does not build
     # one per artist (the axes patch's transforms, ~20 % of this function's time)
     unclipped = {"clip_on": False, "clip_path": TransformedPatchPath(ax.patch)}
     for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+        if not axis.get_visible() or len(ax._shared_axes[name].get_siblings(ax)) > 1:
+            continue
+        view = np.sort(axis.get_transform().transform(np.asarray(axis.get_view_interval(), dtype=float)))
         groups = []
         for major in (True, False):
             locs = np.asarray(axis.get_majorticklocs() if major else axis.get_minorticklocs(), dtype=float)
@@ -208,7 +216,11 @@ def _own_ticks(ax) -> None:
             labels = formatter.format_ticks(locs)
             if major and formatter.get_offset():
                 break
-            groups.append((axis.majorTicks[0] if major else axis.minorTicks[0], locs, labels))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                t = axis.get_transform().transform(locs) if locs.size else locs
+            keep = [i for i in range(locs.size) if _interval_contains_close(view, t[i])]  # drawn ones only
+            groups.append((axis.majorTicks[0] if major else axis.minorTicks[0], locs[keep],
+                           [labels[i] for i in keep]))
         else:
             lim = axis.get_view_interval()
             (ax.set_xlim if name == "x" else ax.set_ylim)(*lim)  # the view stays as it was measured
@@ -226,25 +238,25 @@ def _own_ticks(ax) -> None:
                                   alpha=grid.get_alpha(), lw=grid.get_linewidth(), ls=grid.get_linestyle(),
                                   zorder=zorder)
                     ax.add_artist(line)  # clipped to the axes, as a grid line
-                mark = tick.tick1line
-                if mark.get_visible():
-                    at = np.zeros(n)
-                    ax.add_artist(Line2D(*((locs, at) if name == "x" else (at, locs)),
-                                         transform=mark.get_transform(), ls="none", marker=mark.get_marker(),
-                                         ms=mark.get_markersize(), mew=mark.get_markeredgewidth(),
-                                         color=mark.get_color(), mec=mark.get_markeredgecolor(),
-                                         zorder=zorder, **unclipped))
-                label = tick.label1
-                if label.get_visible():  # placed as the tick's own label (its pad, alignment)
-                    transform = label.get_transform()
-                    va, ha = label.get_verticalalignment(), label.get_horizontalalignment()
-                    for loc, text in zip(locs, labels):
-                        if text:
-                            ax.add_artist(Text(*((loc, 0.0) if name == "x" else (0.0, loc)), text,
-                                               fontproperties=label.get_fontproperties(),
-                                               color=label.get_color(), rotation=label.get_rotation(),
-                                               va=va, ha=ha, transform=transform, zorder=zorder,
-                                               gid=_TICK_GID[name], **unclipped))
+                # each side as the tick's own artists: tick1line and label1 at 0, tick2line and label2
+                # at 1 (axes fraction across the axis)
+                for at, mark, label in ((0.0, tick.tick1line, tick.label1), (1.0, tick.tick2line, tick.label2)):
+                    if mark.get_visible():
+                        across = np.full(n, at)
+                        ax.add_artist(Line2D(*((locs, across) if name == "x" else (across, locs)),
+                                             transform=mark.get_transform(), ls="none",
+                                             marker=mark.get_marker(), ms=mark.get_markersize(),
+                                             mew=mark.get_markeredgewidth(), color=mark.get_color(),
+                                             mec=mark.get_markeredgecolor(), alpha=mark.get_alpha(),
+                                             zorder=zorder, **unclipped))
+                    if label.get_visible():  # placed and styled as the tick's own label
+                        for loc, text in zip(locs, labels):
+                            if text:
+                                own = Text(*((loc, at) if name == "x" else (at, loc)), text)
+                                own.update_from(label)  # font, colour, alpha, alignment, rotation, transform
+                                own.set(rotation_mode=label.get_rotation_mode(), zorder=zorder,
+                                        gid=_TICK_GID[name], **unclipped)
+                                ax.add_artist(own)
             axis.set_major_locator(mticker.NullLocator())
             axis.set_minor_locator(mticker.NullLocator())
 

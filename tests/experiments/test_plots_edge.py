@@ -1,0 +1,170 @@
+"""Edge cases of the figures' speed-ups (plots._own_ticks, plots._InView, the PNG writer), each
+against matplotlib's own drawing of the same figure as the oracle (stock Tick objects, savefig)."""
+
+import datetime
+import io
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from sparsenet.experiments import plots  # noqa: E402
+
+
+def _linear(fig):
+    ax = fig.subplots()
+    ax.plot([0, 1, 2], [1, 3, 2])
+    ax.grid(True, alpha=0.3)
+
+
+def _log(fig):
+    ax = fig.subplots()
+    ax.plot([1, 10, 100], [1e-3, 1, 1e3])
+    ax.set(xscale="log", yscale="log")
+    ax.grid(True)
+
+
+def _symlog(fig):
+    ax = fig.subplots()
+    ax.plot(np.linspace(-100, 100, 5), np.linspace(-1e3, 1e3, 5))
+    ax.set(xscale="symlog", yscale="symlog")
+
+
+def _logit(fig):
+    ax = fig.subplots()
+    ax.plot([1, 2, 3], [0.001, 0.5, 0.999])
+    ax.set_yscale("logit")
+
+
+def _inverted(fig):
+    ax = fig.subplots()
+    ax.plot([0, 1, 2], [1, 3, 2])
+    ax.set_xlim(2, 0)
+    ax.invert_yaxis()
+
+
+def _sharex(fig):
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.plot([0, 1, 2], [1, 3, 2])
+    bottom.plot([0, 5], [0, 1])
+
+
+def _sharey(fig):
+    left, right = fig.subplots(1, 2, sharey=True)
+    left.plot([0, 1, 2], [1, 3, 2])
+    right.plot([0, 5], [0, 10])
+
+
+def _single_x(fig):
+    fig.subplots().plot([3.0], [2.0], "o")
+
+
+def _nan(fig):
+    ax = fig.subplots()
+    ax.plot([0, 1, 2, 3], [1, np.nan, 3, 2])
+    ax.plot([0, 1], [np.nan, np.nan])
+
+
+def _offset_text(fig):
+    fig.subplots().plot([1e5, 1e5 + 1], [1e-5, 2e-5])
+
+
+def _tiny_and_huge(fig):
+    left, right = fig.subplots(1, 2)
+    left.plot([0, 1], [1e-12, 3e-12])
+    right.plot([0, 1], [1e12, 3e12])
+    right.set_yscale("log")
+
+
+def _categorical(fig):
+    fig.subplots().plot(["a", "bb", "ccc"], [1, 2, 3])
+
+
+def _twinx(fig):
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1])
+    ax.twinx().plot([0, 1], [10, 30], "r")
+
+
+def _ticks_top_right(fig):
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1])
+    ax.xaxis.tick_top()
+    ax.yaxis.tick_right()
+
+
+def _ticks_both_sides(fig):
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1])
+    ax.tick_params(top=True, right=True, labeltop=True, labelright=True)
+
+
+def _colorbar(fig):
+    ax = fig.subplots()
+    fig.colorbar(ax.imshow(np.arange(12).reshape(3, 4)))
+
+
+def _dates(fig):
+    import matplotlib.dates as mdates
+
+    ax = fig.subplots()
+    days = [datetime.datetime(2024, 1, 1) + datetime.timedelta(hours=h) for h in range(0, 60, 10)]
+    ax.plot(days, range(6))
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _label_style(fig):
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1])
+    ax.minorticks_on()
+    ax.grid(True, which="both")
+    ax.tick_params(direction="inout", length=8, colors="r", labelsize=14, labelrotation=30)
+    for label in ax.get_xticklabels():
+        label.set_alpha(0.3)
+
+
+def _hidden_axes(fig):
+    left, right = fig.subplots(1, 2)
+    left.plot([0, 1], [0, 1])
+    left.yaxis.set_visible(False)
+    right.plot([0, 1], [0, 1])
+    right.set_axis_off()
+
+
+def _polar(fig):
+    fig.add_subplot(projection="polar").plot([0, 1, 2], [1, 2, 3])
+
+
+CASES = [_linear, _log, _symlog, _logit, _inverted, _sharex, _sharey, _single_x, _nan, _offset_text,
+         _tiny_and_huge, _categorical, _twinx, _ticks_top_right, _ticks_both_sides, _colorbar, _dates,
+         _label_style, _hidden_axes, _polar]
+
+
+def _render(build, mode):
+    fig = Figure(figsize=(4, 3), dpi=60)
+    FigureCanvasAgg(fig)
+    build(fig)
+    if mode == "in view":  # as plots._fixed_layout does
+        plots._ticks_in_view(fig)
+    if mode in ("own", "in view"):
+        for ax in fig.axes:
+            plots._own_ticks(ax)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3]
+
+
+@pytest.mark.parametrize("mode", ["own", "in view"])
+@pytest.mark.parametrize("build", CASES, ids=[f.__name__[1:] for f in CASES])
+def test_own_ticks_draw_matplotlibs_pixels(build, mode):
+    """_own_ticks (alone, and after _ticks_in_view) draws the pixels of matplotlib's own Tick objects,
+    or leaves an axis it cannot draw the same to matplotlib."""
+    ours, stock = _render(build, mode), _render(build, "stock")
+    differ = np.abs(ours.astype(int) - stock).max(axis=-1) > 0
+    assert not differ.any(), f"{differ.sum()} pixels differ"
