@@ -168,3 +168,35 @@ def test_own_ticks_draw_matplotlibs_pixels(build, mode):
     ours, stock = _render(build, mode), _render(build, "stock")
     differ = np.abs(ours.astype(int) - stock).max(axis=-1) > 0
     assert not differ.any(), f"{differ.sum()} pixels differ"
+
+
+def _labelled(fig):
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1000])
+    ax.set_xlabel("x label")
+    ax.set_ylabel("y label")
+
+
+def _labelled_twin(fig):
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1])
+    twin = ax.twinx()
+    twin.plot([0, 1], [10, 30], "r")
+    twin.set_ylabel("right label")
+
+
+def _title_over_top_labels(fig):
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1000])
+    ax.xaxis.tick_top()
+    ax.set_title("a title")
+
+
+@pytest.mark.parametrize("build", [_labelled, _labelled_twin, _title_over_top_labels],
+                         ids=["labels", "twin label", "title"])
+def test_own_ticks_leave_labels_and_titles_where_matplotlib_puts_them(build):
+    """An axis label or a title that matplotlib places from the tick labels' extents is drawn where
+    it is drawn with matplotlib's Tick objects, not over the tick labels (pixels as the stock figure)."""
+    ours, stock = _render(build, "in view"), _render(build, "stock")
+    differ = np.abs(ours.astype(int) - stock).max(axis=-1) > 0
+    assert not differ.any(), f"{differ.sum()} pixels differ"

@@ -195,7 +195,9 @@ def _own_ticks(ax) -> None:
 
     An axis keeps matplotlib's ticks where they could not be drawn the same: its formatter has an
     offset text (e.g. "1e-5", drawn by matplotlib beside the axis), it is shared with another axes
-    (they share one locator), it is hidden (or the axes is off), or the axes is not rectilinear (polar).
+    (they share one locator), it is hidden (or the axes is off), or the axes is not rectilinear (polar);
+    matplotlib places its label (or a title above labels on top) from its tick labels' extents (place
+    the label first, e.g. with :func:`_place_axis_labels`; a title with ``y=1``).
     """
     from matplotlib.text import Text
     from matplotlib.transforms import TransformedPatchPath, _interval_contains_close
@@ -208,6 +210,11 @@ def _own_ticks(ax) -> None:
     for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
         if not axis.get_visible() or len(ax._shared_axes[name].get_siblings(ax)) > 1:
             continue
+        if axis.label.get_visible() and axis.label.get_text() and axis._autolabelpos:
+            continue  # matplotlib would place the label beside its own (here: no) tick labels
+        if (name == "x" and ax._autotitlepos is not False and axis.majorTicks[0].label2.get_visible()
+                and any(t.get_text() for t in (ax.title, ax._left_title, ax._right_title))):
+            continue  # the title goes above the tick labels on top
         view = np.sort(axis.get_transform().transform(np.asarray(axis.get_view_interval(), dtype=float)))
         groups = []
         for major in (True, False):
@@ -570,7 +577,7 @@ def _place_axis_labels(fig):
         if ax.get_ylabel():
             axis = ax.yaxis
             size = matplotlib.font_manager.FontProperties(size=rc["ytick.labelsize"]).get_size_in_points()
-            labels = [t.get_text() for t in _tick_texts(ax, "y")] or [*axis.get_major_formatter().format_ticks(axis.get_majorticklocs()),
+            labels = [t.get_text() for t in ax.texts if t.get_gid() == _TICK_GID["y"]] or [*axis.get_major_formatter().format_ticks(axis.get_majorticklocs()),
                                               *axis.get_minor_formatter().format_ticks(axis.get_minorticklocs())]
             width = max((_text_size(t, size)[0] for t in labels if t), default=0.0)
             off = rc["ytick.major.size"] + rc["ytick.major.pad"] + width + rc["axes.labelpad"]
@@ -632,11 +639,11 @@ def _fixed_layout(fig, axes, *, cell_w, axes_h, left, right, head="", head_size=
                    bbox_to_anchor=(0.5, 1.0 - (head_h - 0.02) / height), fontsize=8, frameon=False,
                    borderaxespad=0.0, columnspacing=1.5)
     _ticks_in_view(fig)
+    if place_labels:  # first: _own_ticks leaves the ticks of an axis whose label matplotlib places
+        _place_axis_labels(fig)
     if own_ticks:
         for ax in fig.axes:
             _own_ticks(ax)
-    if place_labels:
-        _place_axis_labels(fig)
 
 
 def plot_experiment(config, records) -> matplotlib.figure.Figure:
