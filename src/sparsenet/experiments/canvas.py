@@ -9,7 +9,11 @@ that bitmap, with the string's extent, is kept for the next text with the same s
 The same figure gives the same pixels, with or without the cache; text sits within half a pixel of
 where matplotlib 3.11 puts it.
 
-Mathtext and TeX strings, and a matplotlib without this FreeType interface, go to the stock renderer.
+A turned text's bitmap is turned as a whole by Agg (within a pixel of matplotlib's turned glyphs).
+
+Mathtext and TeX strings, a text with OpenType features or a language of its own (matplotlib 3.11's
+``Text.set_fontfeatures`` / ``set_language``), and a matplotlib without this FreeType interface go
+to the stock renderer.
 """
 
 from __future__ import annotations
@@ -80,14 +84,27 @@ class _Renderer(RendererAgg):
         return entry.width, entry.height, entry.descent
 
     def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
-        if ismath:
+        if ismath or _shaped(mtext):
             return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
         entry = _text_entry(self, s, prop)
         image = entry.image(self, prop, bool(gc.get_antialiased()))
-        # the descent is turned with the text; the bitmap is placed at the nearest whole pixel
-        x = round(x + entry.offset[0] + entry.descent * math.sin(math.radians(angle)))
-        y = round(y + entry.offset[1] + entry.descent * math.cos(math.radians(angle)))
-        self._renderer.draw_text_image(image, x, y + 1, angle, gc)
+        # Agg turns the bitmap about its bottom-left corner, which lies at (offset x, offset y +
+        # descent + 1 px) from the text's origin in the text's own frame (x along the baseline, y
+        # down): that vector turned with the text, the corner placed at the nearest whole pixel
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        u, v = entry.offset[0], entry.offset[1] + entry.descent + 1.0
+        self._renderer.draw_text_image(image, round(x + u * cos + v * sin), round(y - u * sin + v * cos),
+                                       angle, gc)
+
+
+def _shaped(mtext) -> bool:
+    """Whether the :class:`~matplotlib.text.Text` ``mtext`` has OpenType features or a language of
+    its own (matplotlib >= 3.11), which the stock renderer's layout applies."""
+    if mtext is None:
+        return False
+    features = getattr(mtext, "get_fontfeatures", None)
+    language = getattr(mtext, "get_language", None)
+    return bool((features and features()) or (language and language()))
 
 
 def _supported() -> bool:
