@@ -114,3 +114,25 @@ def test_metric_input_errors(rng):
         support_confusion(W, W, tol="a")
     with pytest.raises(ValueError, match="'tol' parameter of support_confusion"):
         support_confusion(W, W, tol=float("nan"))
+
+
+@pytest.mark.parametrize("activation", ["relu2", "tanh"])
+def test_evaluate_equals_the_single_metrics(activation):
+    """evaluate() matches the units once for both metrics: the same values as recovery_error and
+    support_confusion called alone, including sign-inconsistent estimates (infinite error)."""
+    from sparsenet import make_planted
+    from sparsenet.metrics import evaluate
+
+    rng = np.random.default_rng(7)
+    problem = make_planted(200, 6, 3, activation=activation, thresh_gt=0.2, n_test=50, random_state=1)
+    for trial in range(20):
+        W = problem.W[:, rng.permutation(3)] + 0.3 * rng.standard_normal((6, 3)) * (trial % 2)
+        v = rng.choice([-1.0, 1.0], 3) if trial % 3 == 0 else problem.v[rng.permutation(3)]
+        m = evaluate(W, v, problem, tol=0.05)
+        err = recovery_error(W, v, problem.W, problem.v, activation=activation)
+        conf = support_confusion(W, problem.W, 0.05, v=v, v_true=problem.v, activation=activation)
+        assert m["recovery_error"] == err or (np.isnan(err) and np.isnan(m["recovery_error"]))
+        assert (m["tp"], m["tn"], m["fa"], m["md"], m["exact_support"]) == (
+            conf.tp, conf.tn, conf.fa, conf.md, int(conf.exact))
+    with pytest.raises(ValueError, match="tol"):
+        evaluate(problem.W, problem.v, problem, tol=-1.0)

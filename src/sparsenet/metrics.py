@@ -147,7 +147,11 @@ def recovery_error(W, v, W_true, v_true, *, activation=None):
     if not (np.all(np.isfinite(W)) and np.all(np.isfinite(v))):
         align(np.zeros_like(W), np.zeros(np.shape(v)), W_true, v_true)  # shape checks still apply
         return float("nan")
-    al = align(W, v, W_true, v_true, activation=activation)
+    return _error_of(align(W, v, W_true, v_true, activation=activation), W_true)
+
+
+def _error_of(al, W_true):
+    """:func:`recovery_error` of a finite estimate from its alignment ``al``."""
     if not al.sign_consistent:
         return float("inf")
     return float(np.linalg.norm(al.W - W_true) / np.linalg.norm(W_true))
@@ -209,7 +213,11 @@ def support_confusion(W, W_true, tol=1e-2, *, v=None, v_true=None, activation=No
     confusion : SupportConfusion
     """
     tol = check_scalar(tol, "tol", low=0.0, owner="support_confusion")
-    al = align(W, v, W_true, v_true, activation=activation)
+    return _confusion_of(align(W, v, W_true, v_true, activation=activation), W_true, tol)
+
+
+def _confusion_of(al, W_true, tol):
+    """:func:`support_confusion` from the alignment ``al`` (``tol`` checked)."""
     est = np.abs(al.W) > tol
     true = np.abs(np.asarray(W_true)) > tol
     tp = int(np.sum(est & true))
@@ -307,8 +315,10 @@ def evaluate(W, v, problem, *, tol=1e-2):
                 "pct_true_negative": nan, "pct_true_positive": nan, "exact_support": 0,
                 "exact_recovery": 0, "test_mse": nan,
                 "test_rel_mse": nan, "nnz": int(W.size)}
-    err = recovery_error(W, v, problem.W, problem.v, activation=act)
-    conf = support_confusion(W, problem.W, tol, v=v, v_true=problem.v, activation=act)
+    tol = check_scalar(tol, "tol", low=0.0, owner="evaluate")
+    al = align(W, v, problem.W, problem.v, activation=act)  # one matching for both metrics
+    err = _error_of(al, problem.W)
+    conf = _confusion_of(al, problem.W, tol)
     mse = test_mse(W, v, problem.X_test, problem.y_test, act)
     var = float(np.var(problem.y_test))
     return {
