@@ -200,3 +200,61 @@ def test_own_ticks_leave_labels_and_titles_where_matplotlib_puts_them(build):
     ours, stock = _render(build, "in view"), _render(build, "stock")
     differ = np.abs(ours.astype(int) - stock).max(axis=-1) > 0
     assert not differ.any(), f"{differ.sum()} pixels differ"
+
+
+# -------------------------------------------------------------------------- odd experiments
+def _rec(method, x, metrics, *, protocol="blind", seed=0, history=None):
+    return {"run_key": f"{protocol}-{method}-{x}-{seed}", "experiment": "odd", "protocol": protocol,
+            "method": method, "x": x, "seed": seed, "status": "ok", "error": None, "metrics": metrics,
+            "history": history or {}, "wall_time": 0.1, "params": {}}
+
+
+def _config(values, x="thresh_train", metrics=("recovery_error",), **extra):
+    return {"experiment": {"name": "odd", "title": "T", "x": x, "values": list(values), "metrics": list(metrics),
+                           "protocols": ["blind", "report"], "trials": 3, **extra},
+            "methods": [{"label": "tensor"}, {"label": "random"}]}
+
+
+def _drawn_x(fig):
+    """x of every point drawn in data coordinates on the panels (points, medians, error bars)."""
+    out = []
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_transform() == ax.transData and len(line.get_xdata()):
+                out.append(np.asarray(line.get_xdata(), dtype=float))
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("values, xscale, near", [([0.05], None, 0.1), ([3], None, 0.1), ([1e-3, 1e-2, 1e-1], "log", 1.0)],
+                         ids=["one x", "one integer x", "log x"])
+def test_points_are_drawn_at_their_swept_value(values, xscale, near):
+    """Every point of a 1-D sweep is drawn beside its own x: within ``near`` x 100 % of it (the
+    jitter and the methods' slots). With one swept value the slots were 0.6 wide in x's units
+    (0.05 drawn at -0.1 and 0.2); on a log axis they were a share of the smallest linear gap (1e-3
+    drawn at a negative x, which a log axis cannot show)."""
+    extra = {"xscale": xscale} if xscale else {}
+    recs = [_rec(m, x, {"recovery_error": 0.1 * (s + 1), "exact_support": 1}, seed=s, protocol=p)
+            for m in ("tensor", "random") for x in values for s in range(3) for p in ("blind", "report")]
+    fig = plots.plot_experiment(_config(values, **extra), recs)
+    drawn = _drawn_x(fig)
+    nearest = np.asarray(values, dtype=float)[np.abs(drawn[:, None] - np.asarray(values)).argmin(axis=1)]
+    assert drawn.size >= 4 * 3 * 2 and np.all(drawn > 0)
+    assert np.all(np.abs(drawn - nearest) <= near * nearest), sorted(set(drawn.round(4)))
+    for ax in fig.axes:
+        lo, hi = sorted(ax.get_xlim())
+        assert all(lo < v < hi for v in values)
+
+
+def test_a_history_of_one_epoch_is_drawn():
+    """A history experiment with one epoch value (epochs = 0: the loss at initialization only) shows
+    every run and the median as a visible mark at epoch 0 (a one-point line has no ink)."""
+    values = {"tensor": [11.5, 11.7, 11.6], "random": [20.0, 21.0, 22.0]}
+    recs = [_rec(m, None, {}, seed=s, protocol=p, history={"train_loss": [v]})
+            for m, vs in values.items() for s, v in enumerate(vs) for p in ("blind", "report")]
+    fig = plots.plot_experiment(_config((), x="epoch", metrics=("train_loss",)), recs)
+    for ax in fig.axes:
+        lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 1]
+        assert len(lines) == 2 * (3 + 1)  # each run and the median of each method
+        assert all(ln.get_marker() not in (None, "", " ", "None") and ln.get_markersize() > 0 for ln in lines)
+        medians = sorted(ln.get_ydata()[0] for ln in lines if ln.get_linewidth() > 1)
+        assert medians == pytest.approx(sorted(np.median(v) for v in values.values()))

@@ -324,12 +324,32 @@ def _positions(xs, categories):
     return np.array(xs, dtype=float)
 
 
-def _jitter(pos, all_pos, n, offset, seed):
+def _slot_unit(all_pos, log: bool = False) -> float:
+    """The smallest gap between the x positions ``all_pos`` in the x axis' own space (log10 of x on
+    a log axis); with one position, a tenth of its magnitude (of a decade on a log axis; 1 at 0,
+    the gap of categories)."""
+    u = np.unique(np.log10(all_pos) if log else all_pos)
+    gaps = np.diff(u)
+    if gaps.size:
+        return gaps.min()
+    if log:
+        return 0.1
+    return 0.1 * abs(u[0]) if u.size and u[0] else 1.0
+
+
+def _shift(pos, delta, log: bool = False):
+    """``pos`` moved by ``delta`` in the x axis' own space (log10 of x on a log axis)."""
+    return 10.0 ** (np.log10(pos) + delta) if log else pos + delta
+
+
+def _jitter(pos, all_pos, n, offset, seed, log=False):
     """Sideways jitter of ``n`` points at ``pos``: each method its own slot (``offset`` in
-    [-0.5, 0.5]) within 60 % of the smallest gap between x values, then a little random spread."""
-    gaps = np.diff(np.unique(all_pos))
-    width = 0.6 * (gaps.min() if gaps.size else 1.0)
+    [-0.5, 0.5]) within 60 % of the smallest gap between x values (:func:`_slot_unit`; in decades
+    on a log axis), then a little random spread."""
+    width = 0.6 * _slot_unit(all_pos, log)
     rng = np.random.default_rng(seed)
+    if log:
+        return _shift(pos, offset * width + rng.uniform(-0.08, 0.08, n) * width, log)
     return pos + offset * width + rng.uniform(-0.08, 0.08, n) * width
 
 
@@ -363,6 +383,9 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors, first_ro
     order = [str(v) for v in (config_field(config, "values", []) or [])]
     categories.sort(key=lambda c: order.index(c) if c in order else len(order))
     all_pos = _positions(sorted({k[2] for k in table}, key=_xsort), categories) if table else np.array([])
+    # a log x axis (set below) spaces the methods' slots and the jitter in decades
+    xlog = (config_field(config, "xscale") == "log" and not history and not categories
+            and all_pos.size > 0 and bool(np.all(all_pos > 0)))
     # the top of the data: the band of a cell whose upper quartile is a failure reaches this edge
     # (on a log axis 1.5 decades above the data, where the failure marks go)
     top = max(finite_all) * (30.0 if log else 1.0) + (0 if log else 0.05 * (np.ptp(finite_all) or 1.0)) \
@@ -390,7 +413,9 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors, first_ro
                 curve.sort()
                 cx, cy = np.array(curve).T
                 ok = np.isfinite(cy)
-                ax.plot(cx[ok], cy[ok], color=color, lw=0.6, alpha=0.35)
+                # a one-point curve (a single epoch) has no line to draw: a mark instead
+                ax.plot(cx[ok], cy[ok], color=color, lw=0.6, alpha=0.35, marker="o" if ok.sum() == 1 else None,
+                        ms=3)
         else:
             reasons = _all_failed_reasons(mine, protocol, label)
             px_all, py_all, marks = [], [], []
@@ -398,7 +423,7 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors, first_ro
                 vals = np.array([v for (px, _), v in pts.items() if px == x], dtype=float)
                 ok = np.isfinite(vals)
                 px_all.append(_jitter(pos, all_pos, int(ok.sum()), offset,
-                                      seed=zlib.crc32(f"{label}|{x}".encode())))
+                                      seed=zlib.crc32(f"{label}|{x}".encode()), log=xlog))
                 py_all.append(vals[ok])
                 if s.n_excluded:
                     marks.append((pos, s.n_excluded))
@@ -413,6 +438,8 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors, first_ro
                 _top_marks(ax, marks, color, 0.06 * (i % 3))
         ok = np.isfinite(med)
         style = {"lw": 1.6} if history else {"lw": 1.4, "marker": "D", "ms": 4}
+        if history and ok.sum() == 1:
+            style.update(marker="o", ms=5)
         ax.plot(xs[ok], med[ok], color=color, label=label + note, **style)
         drawn.append((label, note))
         band_ok = np.isfinite(q1)
@@ -492,6 +519,8 @@ def _draw_success(ax, config, records, protocol, methods, colors, first_row=True
     order = [str(v) for v in (config_field(config, "values", []) or [])]
     categories.sort(key=lambda c: order.index(c) if c in order else len(order))
     all_pos = _positions(keys, categories)
+    xlog = (config_field(config, "xscale") == "log" and not categories and all_pos.size > 0
+            and bool(np.all(all_pos > 0)))
     drawn = []
     for i, label in enumerate(methods):
         pts = runs.get((protocol, label), {})
@@ -506,9 +535,8 @@ def _draw_success(ax, config, records, protocol, methods, colors, first_row=True
         n = np.array([sum(1 for (px, _) in pts if px == x) for x in xs])
         lo, hi = np.array([wilson_interval(a, b) for a, b in zip(k, n)]).T
         p = k / n
-        gaps = np.diff(np.unique(all_pos))
-        shift = (i - (len(methods) - 1) / 2) / max(len(methods), 2) * 0.6 * (gaps.min() if gaps.size else 1.0)
-        ax.errorbar(pos + shift, p, yerr=[p - lo, hi - p], color=colors[label], marker="o", ms=4,
+        shift = (i - (len(methods) - 1) / 2) / max(len(methods), 2) * 0.6 * _slot_unit(all_pos, xlog)
+        ax.errorbar(_shift(pos, shift, xlog), p, yerr=[p - lo, hi - p], color=colors[label], marker="o", ms=4,
                     lw=1.2, capsize=3, label=label)
     if categories:
         ax.set_xticks(range(len(categories)), categories)
