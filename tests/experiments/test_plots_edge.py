@@ -258,3 +258,28 @@ def test_a_history_of_one_epoch_is_drawn():
         assert all(ln.get_marker() not in (None, "", " ", "None") and ln.get_markersize() > 0 for ln in lines)
         medians = sorted(ln.get_ydata()[0] for ln in lines if ln.get_linewidth() > 1)
         assert medians == pytest.approx(sorted(np.median(v) for v in values.values()))
+
+
+@pytest.mark.parametrize("xs, ys", [([400], [0.5]), ([300, 400], [0.25, 0.5]), ([400], [0.1, 0.2, 0.3]),
+                                    ([100, 200, 300, 400, 500, 600], [0.5])])
+def test_small_phase_transition_grids_keep_their_texts_inside_and_apart(xs, ys):
+    """A 2-D sweep of one or two values per axis: every panel (with its axis labels), the colour
+    bar's label and the title inside the figure, none overlapping (the panel was sized to its grid
+    alone: the y label ran beyond the figure's top and across the title)."""
+    from sparsenet.experiments.plot_contours import plot_success_contours
+    from test_plots import _boxes_apart
+
+    cfg = {"experiment": {"name": "pt", "title": "tiny phase transition", "x": "n", "values": xs, "y": "p_gt",
+                          "y_values": ys, "trials": 2, "protocols": ["blind"]},
+           "methods": [{"label": "IHT top-p"}]}
+    recs = [{"protocol": "blind", "method": "IHT top-p", "status": "ok", "params": {"n": x, "p_gt": y},
+             "metrics": {"recovery_error": 1e-6 if s else 0.5}} for x in xs for y in ys for s in range(2)]
+    for fig in (plots.plot_phase_transition(cfg, recs), plot_success_contours(cfg, recs)):
+        _boxes_apart(fig)
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:  # the axis labels too (get_tightbbox of a colour bar leaves its label out)
+            for label in (ax.xaxis.label, ax.yaxis.label):
+                if label.get_text():
+                    box = label.get_window_extent(renderer)
+                    assert fig.bbox.x0 - 1 <= box.x0 and box.x1 <= fig.bbox.x1 + 1, (label.get_text(), box)
+                    assert fig.bbox.y0 - 1 <= box.y0 and box.y1 <= fig.bbox.y1 + 1, (label.get_text(), box)

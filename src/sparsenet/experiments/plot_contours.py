@@ -14,7 +14,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from scipy.special import ndtri  # noqa: E402  (the normal quantile; scipy.stats costs ~1 s to import)
 
 from sparsenet.experiments.canvas import new_figure  # noqa: E402
-from sparsenet.experiments.plots import X_LABELS, _fixed_layout, config_field, success_probability  # noqa: E402
+from sparsenet.experiments.plots import (  # noqa: E402
+    X_LABELS, _fit_label, _fixed_layout, _lines, config_field, success_probability)
 
 __all__ = ["plot_success_contours", "wilson_bounds"]
 
@@ -89,14 +90,16 @@ def plot_success_contours(config, records, *, level=0.5, protocol="blind", confi
     ax.set_yticks(gy, [f"{v:g}" for v in ys])
     ax.set_xlim(-0.5, len(xs) - 0.5)
     ax.set_ylim(-0.5, len(ys) - 0.5)
+    axes_h = 0.4 * len(ys) + 2.2
     ax.set_xlabel(X_LABELS.get(x, x))
-    ax.set_ylabel(X_LABELS.get(y, y))
+    ax.set_ylabel(_fit_label(X_LABELS.get(y, y), axes_h, 10))  # wrapped to the panel's height
+    more_left = 0.17 * (_lines(ax.get_ylabel()) - 1)
     ax.grid(alpha=0.3)
     ax.legend(handles=handles, fontsize=8, loc="best")
     threshold = float(config_field(config, "success_threshold", 1e-2))
     title = config_field(config, "title") or config_field(config, "name", "")
     ax.set_title(f"{title}\n{level:.0%} contour of P(recovery error < {threshold:g}), {protocol} protocol",
                  fontsize=10, y=1.0)
-    _fixed_layout(fig, axes, cell_w=0.5 * len(xs) + 4.5, axes_h=0.4 * len(ys) + 2.2, left=1.15, right=0.3,
+    _fixed_layout(fig, axes, cell_w=0.5 * len(xs) + 4.5 + more_left, axes_h=axes_h, left=1.15 + more_left, right=0.3,
                   xlabel_h=0.75 if len(xs) > 8 else 0.5)
     return fig

@@ -587,6 +587,14 @@ def _text_size(text: str, size: float) -> tuple[float, float]:
     return width, height
 
 
+def _fit_label(text: str, inches: float, size: float) -> str:
+    """``text`` wrapped into lines of at most about ``inches`` at ``size`` points (its measured width)."""
+    width = _text_size(text, size)[0] / 72
+    if width <= inches:
+        return text
+    return "\n".join(textwrap.wrap(text, max(8, int(len(text) * inches / width))))
+
+
 def _place_axis_labels(fig):
     """Every axis label of ``fig`` at a fixed offset from its axis: beyond the tick labels' texts.
 
@@ -839,6 +847,10 @@ def plot_phase_transition(config, records) -> matplotlib.figure.Figure:
     x, y = config_field(config, "x"), config_field(config, "y")
     threshold = float(config_field(config, "success_threshold", 1e-2))
     nrow, ncol = len(methods), len(protocols)
+    # a panel of a small grid still holds its axis labels (wrapped to its sides)
+    axes_w, axes_h = max(0.55 * len(xs), 1.5), max(0.45 * len(ys) + 0.6, 1.5)
+    xlabel, ylabel = _fit_label(X_LABELS.get(x, x), axes_w + 1.0, 10), _fit_label(X_LABELS.get(y, y), axes_h, 9)
+    more_left = 0.15 * (_lines(ylabel) - 1)
     fig = new_figure()
     axes = fig.subplots(nrow, ncol, squeeze=False)
     image = None
@@ -858,22 +870,23 @@ def plot_phase_transition(config, records) -> matplotlib.figure.Figure:
                            colors="white", linewidths=2.0)
             ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs], rotation=45 if len(xs) > 8 else 0)
             ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
-            ax.set_xlabel(X_LABELS.get(x, x))
-            ax.set_ylabel(X_LABELS.get(y, y), fontsize=9)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel, fontsize=9)
             head = "\n".join(textwrap.wrap(str(method), 48))
             ax.set_title(f"{head}\n{protocol} protocol", fontsize=9, y=1.0)  # no offset text on a heat map
     title = config_field(config, "title") or config_field(config, "name", "")
     trials = config_field(config, "trials")
     head = str(title) + (f"  (fraction of {trials} trials; white line: 50%)" if trials else "")
-    axes_w, axes_h = 0.55 * len(xs), 0.45 * len(ys) + 0.6
-    head = "\n".join(textwrap.wrap(head, max(40, int(ncol * (axes_w + 1.3) / 0.09))))
-    _fixed_layout(fig, axes, cell_w=axes_w + 1.3, axes_h=axes_h, left=1.05, right=0.25, head=head,
-                  head_size=11, xlabel_h=0.75 if len(xs) > 8 else 0.5, extra_right=1.1)
+    head = "\n".join(textwrap.wrap(head, max(40, int(ncol * (axes_w + 1.3 + more_left) / 0.09))))
+    _fixed_layout(fig, axes, cell_w=axes_w + 1.3 + more_left, axes_h=axes_h, left=1.05 + more_left, right=0.25,
+                  head=head, head_size=11, xlabel_h=(0.75 if len(xs) > 8 else 0.5) + 0.17 * (_lines(xlabel) - 1),
+                  extra_right=1.1)
     # the colour bar beside the panels, as tall as the first to the last row of plotting areas
     first, last = axes[0, -1].get_position(), axes[-1, -1].get_position()
     width = fig.get_figwidth()
     cax = fig.add_axes([last.x1 + 0.3 / width, last.y0, 0.18 / width, first.y1 - last.y0])
-    fig.colorbar(image, cax=cax, label=f"P(recovery error < {threshold:g})")
+    fig.colorbar(image, cax=cax, label=_fit_label(f"P(recovery error < {threshold:g})",
+                                                  (first.y1 - last.y0) * fig.get_figheight(), 10))
     return fig
 
 
