@@ -283,3 +283,29 @@ def test_small_phase_transition_grids_keep_their_texts_inside_and_apart(xs, ys):
                     box = label.get_window_extent(renderer)
                     assert fig.bbox.x0 - 1 <= box.x0 and box.x1 <= fig.bbox.x1 + 1, (label.get_text(), box)
                     assert fig.bbox.y0 - 1 <= box.y0 and box.y1 <= fig.bbox.y1 + 1, (label.get_text(), box)
+
+
+@pytest.mark.parametrize("values", [[0.05, 0.15], ["relu2", "tanh"]], ids=["numeric", "categorical"])
+def test_notes_of_all_failed_values_stay_inside_their_panel(values):
+    """Where every run failed, the note ("all 2 runs failed") is drawn inside its panel, clear of the
+    y tick labels (it was centred on the outermost x, half beyond the panel's left edge, over the
+    labels: the report of an experiment whose runs all failed)."""
+    recs = [dict(_rec(m, x, {}, seed=s, protocol="blind"), status="failed", error="diverged")
+            for m in ("tensor", "random") for x in values for s in range(2)]
+    cfg = _config(values, x="activation" if isinstance(values[0], str) else "thresh_train")
+    cfg["experiment"]["protocols"] = ["blind"]
+    fig = plots.plot_experiment(cfg, recs)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    checked = 0
+    for ax in fig.axes:
+        frame = ax.get_window_extent(renderer)
+        ticks = [t.get_window_extent(renderer) for t in plots._tick_texts(ax, "y")]
+        for note in ax.texts:
+            if "runs failed" not in note.get_text() or note.get_bbox_patch() is None:
+                continue
+            box = note.get_bbox_patch().get_window_extent(renderer)
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1, (note.get_text(), box, frame)
+            assert not any(box.overlaps(t) for t in ticks)
+            checked += 1
+    assert checked == 2 * 2  # one panel (no success row without a recovery error): 2 x values x 2 methods

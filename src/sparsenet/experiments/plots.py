@@ -485,6 +485,12 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors, first_ro
         ax.annotate(text, xy=(pos, 0.85 - 0.16 * j), xycoords=("data", "axes fraction"),
                     ha="center", va="top", fontsize=7, color=color,
                     bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.9})
+    if notes and all_pos.size and {pos for pos, _, _ in notes} & {all_pos.min(), all_pos.max()}:
+        # a note centred on the outermost x stays inside the panel (plot_experiment's panel width):
+        # the x margin (a share of the data's span on each side) holds half the widest note
+        half = max(_text_size(line, 7)[0] for _, text, _ in notes for line in text.split("\n")) / 72 / 2 + 0.06
+        share = half / (_CELL_W - 1.35)
+        ax.set_xmargin(max(ax.get_xmargin(), share / (1 - 2 * share)))
     if config_field(config, "xscale") == "log" and not history and not categories:
         ax.set_xscale("log")
     ylabel, title = _metric_labels(metric)
@@ -739,6 +745,9 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
                     "n✗ at the top: n runs failed or infinite (worst value)"))
     for ax in flat[len(panels):]:
         fig.delaxes(ax)
+    margin = max(ax.get_xmargin() for ax in flat[:len(panels)])  # a panel's notes may widen its margins:
+    for ax in flat[:len(panels)]:  # the same x at the same place in every panel of a column
+        ax.set_xmargin(margin)
     # at most 6 steps on a linear x axis (matplotlib's default allows 9 on a panel this wide): each
     # tick is a tick object, a label and a grid line to make and draw
     for ax in fig.axes:
