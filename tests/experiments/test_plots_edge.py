@@ -309,3 +309,26 @@ def test_notes_of_all_failed_values_stay_inside_their_panel(values):
             assert not any(box.overlaps(t) for t in ticks)
             checked += 1
     assert checked == 2 * 2  # one panel (no success row without a recovery error): 2 x values x 2 methods
+
+
+def test_log_axis_reaches_the_resolution_only_where_its_line_is_drawn():
+    """A log y axis goes down to the metric's resolution only in a panel that draws the resolution
+    line (data within 10x of it); otherwise it starts at a third of the smallest value (losses of 1-30
+    were drawn on an axis down to 3e-11, ten empty decades under the data, with no line there)."""
+    from sparsenet.experiments.aggregate import resolution
+
+    cfg = _config((), x="epoch", metrics=("train_loss",))
+    losses = {"tensor": [[30.0, 12.0, 3.0], [25.0, 10.0, 2.0]], "random": [[28.0, 20.0, 15.0], [26.0, 18.0, 1.0]]}
+    recs = [_rec(m, None, {}, seed=s, protocol=p, history={"train_loss": h})
+            for m, hs in losses.items() for s, h in enumerate(hs) for p in ("blind", "report")]
+    fig = plots.plot_experiment(cfg, recs)
+    smallest = min(min(h) for hs in losses.values() for h in hs)
+    for ax in fig.axes:
+        assert ax.get_yscale() == "log" and not any("resolution" in t.get_text() for t in ax.texts)
+        assert ax.get_ylim()[0] == pytest.approx(smallest / 3)
+    res = resolution(_config([0.0, 0.1]), "recovery_error")
+    recs = [_rec(m, x, {"recovery_error": v}, seed=s, protocol=p) for m in ("tensor", "random") for x in (0.0, 0.1)
+            for s, v in enumerate((5 * res, 0.5, 0.2)) for p in ("blind", "report")]
+    fig = plots.plot_experiment(_config([0.0, 0.1]), recs)
+    ax = fig.axes[0]
+    assert any("resolution" in t.get_text() for t in ax.texts) and ax.get_ylim()[0] == pytest.approx(res / 3)

@@ -456,7 +456,9 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors, first_ro
         low = top / 10.0
         if finite_all:
             low = min(v for v in finite_all if v > 0) if any(v > 0 for v in finite_all) else res
-            low = min(low, res or low) / 3.0
+            if res and min(finite_all) <= 10 * res:  # down to the resolution line (drawn below)
+                low = min(low, res)
+            low /= 3.0
             ax.set_ylim(low, top)
         if top / low < 300:  # minor labels only on a short axis (they are most of a draw's cost)
             ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
