@@ -342,6 +342,14 @@ def _shift(pos, delta, log: bool = False):
     return 10.0 ** (np.log10(pos) + delta) if log else pos + delta
 
 
+def _one_x_view(ax, all_pos, log: bool = False) -> None:
+    """With one swept value, the x view centred on it, one :func:`_slot_unit` wide (the methods'
+    slots and jitter take at most 0.35 of it on each side): the same in every panel."""
+    if np.unique(all_pos).size == 1:
+        half = 0.5 * _slot_unit(all_pos, log)
+        ax.set_xlim(_shift(all_pos[0], -half, log), _shift(all_pos[0], half, log))
+
+
 def _jitter(pos, all_pos, n, offset, seed, log=False):
     """Sideways jitter of ``n`` points at ``pos``: each method its own slot (``offset`` in
     [-0.5, 0.5]) within 60 % of the smallest gap between x values (:func:`_slot_unit`; in decades
@@ -495,6 +503,8 @@ def _draw_panel(ax, config, records, metric, protocol, methods, colors, first_ro
         ax.set_xmargin(max(ax.get_xmargin(), share / (1 - 2 * share)))
     if config_field(config, "xscale") == "log" and not history and not categories:
         ax.set_xscale("log")
+    if not history and not categories:
+        _one_x_view(ax, all_pos, xlog)
     ylabel, title = _metric_labels(metric)
     x = "epoch" if history else config_field(config, "x", "x")
     ax.set_xlabel(X_LABELS.get(x, x))
@@ -550,6 +560,8 @@ def _draw_success(ax, config, records, protocol, methods, colors, first_row=True
         ax.set_xticks(range(len(categories)), categories)
     if config_field(config, "xscale") == "log" and not categories:
         ax.set_xscale("log")
+    if not categories:
+        _one_x_view(ax, all_pos, xlog)
     res = resolution(config, "recovery_error")
     ax.set_ylim(-0.05, 1.05)
     x = config_field(config, "x", "x")
