@@ -138,13 +138,22 @@ def _hidden_axes(fig):
     right.set_axis_off()
 
 
+def _one_major_in_view(fig):  # AutoMinorLocator spaces the minor ticks by two major ticks
+    from matplotlib.ticker import AutoMinorLocator, MultipleLocator
+
+    ax = fig.subplots()
+    ax.plot([0, 1], [0.95, 1.04])
+    ax.yaxis.set_major_locator(MultipleLocator(0.1))
+    ax.yaxis.set_minor_locator(AutoMinorLocator())
+
+
 def _polar(fig):
     fig.add_subplot(projection="polar").plot([0, 1, 2], [1, 2, 3])
 
 
 CASES = [_linear, _log, _symlog, _logit, _inverted, _sharex, _sharey, _single_x, _nan, _offset_text,
          _tiny_and_huge, _categorical, _twinx, _ticks_top_right, _ticks_both_sides, _colorbar, _dates,
-         _label_style, _hidden_axes, _polar]
+         _label_style, _hidden_axes, _one_major_in_view, _polar]
 
 
 def _render(build, mode):

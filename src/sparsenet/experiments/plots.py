@@ -137,11 +137,13 @@ class _InView(mticker.Locator):
 
     Matplotlib makes a tick (five artists) for every location its locator returns, also for those
     beyond the ends of the axis that are never drawn: a log locator adds a decade on each side, a
-    linear one a step. Ticks are most of a figure's drawing cost; the drawn ones stay the same.
+    linear one a step. Ticks are most of a figure's drawing cost; the drawn ones stay the same. With
+    fewer than two in view all are kept (the formatter's precision depends on them).
     """
 
-    def __init__(self, base):
+    def __init__(self, base, major=None):
         self.base = base
+        self.major = major  # a minor locator's axis' own major locator (e.g. for AutoMinorLocator)
 
     def set_axis(self, axis):
         super().set_axis(axis)
@@ -150,8 +152,20 @@ class _InView(mticker.Locator):
     def tick_values(self, vmin, vmax):
         return self.base.tick_values(vmin, vmax)
 
+    def _base_locs(self):
+        if self.major is None:
+            return self.base()
+        # a minor locator that reads the major ticks (AutoMinorLocator: the step between the first
+        # two) sees all of them, as without _InView, not only those in view
+        ticker = self.axis.major
+        in_view, ticker.locator = ticker.locator, self.major
+        try:
+            return self.base()
+        finally:
+            ticker.locator = in_view
+
     def __call__(self):
-        locs = np.asarray(self.base(), dtype=float)
+        locs = np.asarray(self._base_locs(), dtype=float)
         if locs.size == 0:
             return locs
         transform = self.axis.get_transform()
@@ -159,15 +173,20 @@ class _InView(mticker.Locator):
         with np.errstate(invalid="ignore", divide="ignore"):
             t = transform.transform(locs)
         tol = 1e-10 * (hi - lo)  # matplotlib's own closeness test of a tick to the view's ends
-        return locs[(t >= lo - tol) & (t <= hi + tol)]
+        keep = (t >= lo - tol) & (t <= hi + tol)
+        # with fewer than two in view, all: a formatter sets its precision from two or more (1.0, not 1)
+        return locs[keep] if keep.sum() >= 2 else locs
 
 
 def _ticks_in_view(fig):
     """Every axis of ``fig`` draws only the ticks in its view (:class:`_InView`)."""
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(_InView(axis.get_major_locator()))
-            axis.set_minor_locator(_InView(axis.get_minor_locator()))
+            major = axis.get_major_locator()
+            if isinstance(major, _InView):  # a shared axis: its locators are already wrapped
+                continue
+            axis.set_major_locator(_InView(major))
+            axis.set_minor_locator(_InView(axis.get_minor_locator(), major))
 
 
 _TICK_GID = {"x": "xtick", "y": "ytick"}  # gid of the tick labels drawn by _own_ticks
