@@ -158,3 +158,89 @@ def test_start_cache_shared_by_different_problems():
         np.testing.assert_array_equal(alone.W, shared.W)
         np.testing.assert_array_equal(alone.v, shared.v)
         assert not any(shared.history["start_reused"])
+
+
+def test_start_cache_never_hands_a_freed_activations_start_to_another():
+    """A callable activation keys the cache by identity; once it is freed, Python may give its id to a
+    new callable (here at once: same size, same allocator slot). The new activation must get its own
+    start: the result of a separate call."""
+    p = make_planted(200, 5, 2, thresh_gt=0.15, noise_sd=0.1, random_state=1)
+    kw = dict(sparsifier=Threshold(0.075), max_starts=1, solver="htp", random_state=0)
+
+    def make(fn):
+        return lambda z: fn(z)
+
+    cache = {}
+    act = make(np.square)
+    old = id(act)
+    recover(p.X, p.y, 2, activation=act, start_cache=cache, **kw)
+    del act
+    made = []  # keep the candidates alive so that each new one takes a fresh slot
+    for _ in range(1000):
+        act = make(np.tanh)
+        if id(act) == old:
+            break
+        made.append(act)
+    shared = recover(p.X, p.y, 2, activation=act, start_cache=cache, **kw)
+    alone = recover(p.X, p.y, 2, activation=act, **kw)
+    np.testing.assert_array_equal(alone.W, shared.W)
+    assert alone.history["sign_losses"] == shared.history["sign_losses"]
+    assert not shared.history["start_reused"][0]
+
+
+def test_start_cache_results_are_independent_of_each_other():
+    """A caller editing one result's history (sign_losses) changes neither the cache nor another result."""
+    p = make_planted(200, 5, 2, thresh_gt=0.15, noise_sd=0.1, random_state=1)
+    kw = dict(sparsifier=Threshold(0.075), max_starts=1, solver="htp", random_state=3)
+    alone = recover(p.X, p.y, 2, **kw)
+    cache = {}
+    first = recover(p.X, p.y, 2, start_cache=cache, **kw)
+    second = recover(p.X, p.y, 2, start_cache=cache, **kw)
+    first.history["sign_losses"].clear()
+    first.W[:] = 0.0
+    third = recover(p.X, p.y, 2, start_cache=cache, **kw)
+    for res in (second, third):
+        assert res.history["start_reused"] == [True]
+        assert res.history["sign_losses"] == alone.history["sign_losses"] != {}
+        np.testing.assert_array_equal(res.W, alone.W)
+
+
+@pytest.mark.parametrize("variant", ["generator", "seed_sequence", "float32", "view", "fortran", "signs",
+                                     "in_place_X", "in_place_y"])
+def test_start_cache_equals_separate_calls_for_other_call_patterns(variant):
+    """Shared cache vs separate calls (the oracle) after a first call on (X, y) with seed 3: other
+    random_state types of the same seed, float32 data, a non-contiguous or Fortran view of the same
+    values, another sign strategy, X or y changed in place. Equal W, v, losses and final rng state."""
+    p = make_planted(200, 5, 2, thresh_gt=0.15, noise_sd=0.1, random_state=1)
+    X, y = p.X.copy(), p.y.copy()
+    kw = dict(sparsifier=Threshold(0.075), max_starts=2, solver="htp")
+    cache = {}
+    recover(X, y, 2, start_cache=cache, random_state=3, **kw)
+    seed, signs = (lambda: 3), "auto"
+    if variant == "generator":
+        seed = lambda: np.random.default_rng(3)  # noqa: E731
+    elif variant == "seed_sequence":
+        seed = lambda: np.random.SeedSequence(3)  # noqa: E731
+    elif variant == "float32":
+        X, y = X.astype(np.float32), y.astype(np.float32)
+    elif variant == "view":
+        wide = np.zeros((X.shape[0], 2 * X.shape[1]))
+        wide[:, ::2] = X
+        X = wide[:, ::2]
+    elif variant == "fortran":
+        X = np.asfortranarray(X)
+    elif variant == "signs":
+        signs = "greedy"
+    elif variant == "in_place_X":
+        X[0, 0] += 1.0
+    else:
+        y[5] *= 2.0
+    rng_shared, rng_alone = seed(), seed()
+    shared = recover(X, y, 2, start_cache=cache, random_state=rng_shared, signs=signs, **kw)
+    alone = recover(X, y, 2, random_state=rng_alone, signs=signs, **kw)
+    np.testing.assert_array_equal(alone.W, shared.W)
+    np.testing.assert_array_equal(alone.v, shared.v)
+    assert alone.history["start_losses"] == shared.history["start_losses"]
+    assert alone.history["sign_losses"] == shared.history["sign_losses"]
+    if isinstance(rng_shared, np.random.Generator):  # the caller's generator ends where it would alone
+        assert rng_shared.bit_generator.state == rng_alone.bit_generator.state

@@ -175,8 +175,24 @@ def _problem_key(X, y, k, activation):
     on other data, k or activation then never hands one of them another problem's start."""
     digest = hashlib.blake2b(np.ascontiguousarray(X), digest_size=16)
     digest.update(np.ascontiguousarray(y))
-    act = activation if isinstance(activation, str) else ("object", id(activation))
+    act = activation if isinstance(activation, str) else _Same(activation)
     return X.shape, digest.digest(), int(k), act
+
+
+class _Same:
+    """Key part of a non-string activation: equal only for the same object, which it keeps alive (a bare
+    id, once its object is freed, can be given to another activation and name its start)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and other.obj is self.obj
+
+    def __hash__(self):
+        return id(self.obj)
 
 
 def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=False, signs="auto",
@@ -229,7 +245,8 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
         X, y, k and activation, e.g. one call per solver: a start is computed once per random state
         and sign strategy, and the calls that reuse it return the same result as without the cache
         (the random state is restored to where the start left it). Starts are keyed by the data
-        (a digest of X and y), k and activation as well, so one dict may serve several problems.
+        (a digest of X and y), k and activation (an object by identity; the cache holds it) as well,
+        so one dict may serve several problems.
         ``history["start_seconds"]``
         holds each start's measured time (the time of its first computation when reused) and
         ``history["start_reused"]`` which starts were reused. Not used
@@ -294,7 +311,8 @@ def recover(X, y, k, *, sparsifier, activation="relu2", solver="auto", train_v=F
                 W = W0 if signs == "init" else W  # the report's method starts from the init (or the sign fit)
             cache[key] = (v, W, sign_losses, msgs, rng.bit_generator.state, time.perf_counter() - t0)
         v, W, sign_losses, msgs, state, took = cache[key]
-        v, W = v.copy(), W.copy()  # the cached start stays as computed whatever the solver does
+        # the cached start stays as computed whatever the solver or the caller does with the result
+        v, W, sign_losses = v.copy(), W.copy(), dict(sign_losses)
         rng.bit_generator.state = state  # where the start left the random state (a no-op when computed now)
         caught += msgs
         seconds.append(took)
