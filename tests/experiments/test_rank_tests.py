@@ -1,5 +1,7 @@
 """rank_tests against scipy.stats (the oracle): the same floats, to the bit, on random samples."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -89,3 +91,60 @@ def test_wilcoxon_sign_flips_up_to_13_values():
     for alternative in ALTERNATIVES:
         assert wilcoxon_p(d, alternative, "auto") == float(
             stats.wilcoxon(d, zero_method="zsplit", alternative=alternative).pvalue)
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "constant", "two_levels", "nan", "inf"])
+def test_bootstrap_equals_scipy_on_every_size_and_kind(kind):
+    """As the claims call it (np.median of one sample; τ-b of paired samples), n = 2..40, the report's
+    confidence and another: scipy's interval to the bit (NaN where scipy's is NaN)."""
+    rng = np.random.default_rng(["continuous", "ties", "constant", "two_levels", "nan", "inf"].index(kind))
+    checked = 0
+    for n in range(2, 41, 2):
+        d = rng.normal(size=n)
+        if kind == "ties":
+            d = np.round(d)
+        elif kind == "constant":
+            d = np.full(n, 0.3)
+        elif kind == "two_levels":
+            d = rng.integers(0, 2, n).astype(float)
+        elif kind in ("nan", "inf"):
+            d[rng.integers(n)] = np.nan if kind == "nan" else np.inf
+        x = np.repeat(np.arange(4.0), -(-n // 4))[:n]
+        for samples, statistic, confidence in (((d,), np.median, 0.95), ((x, d), _tau, 0.9)):
+            seed = int(rng.integers(2 ** 32))
+            ours = bootstrap_ci(samples, statistic, n_resamples=301, rng=np.random.default_rng(seed),
+                                confidence=confidence)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # scipy's DegenerateDataWarning on NaN intervals
+                ci = stats.bootstrap(samples, statistic, paired=True, n_resamples=301, method="percentile",
+                                     confidence_level=confidence, rng=np.random.default_rng(seed)).confidence_interval
+            theirs = (float(ci.low), float(ci.high))
+            assert np.array_equal(ours, theirs, equal_nan=True), (n, statistic, ours, theirs)
+            checked += 1
+    assert checked == 40
+
+
+@pytest.mark.parametrize("samples, kwargs, match", [
+    ((np.arange(6.0), np.arange(8.0)), {}, "'samples' of bootstrap_ci must have one length"),
+    ((np.arange(8.0), np.arange(6.0)), {}, "'samples' of bootstrap_ci must have one length"),
+    ((np.array([1.0]),), {}, "'samples' of bootstrap_ci must hold at least 2 values"),
+    ((np.arange(12.0).reshape(3, 4),), {}, "'samples' of bootstrap_ci must be 1-D"),
+    ((np.arange(6.0),), {"n_resamples": 0}, r"'n_resamples' parameter of bootstrap_ci must be an int in the range \[1, inf\)"),
+    ((np.arange(6.0),), {"confidence": 1.5}, r"'confidence' parameter of bootstrap_ci must be a float in the range \[0, 1\]"),
+])
+def test_bootstrap_rejects_what_scipy_rejects(samples, kwargs, match):
+    """Bad input is a ValueError naming it (scipy raises on each, except a 2-D sample, which it takes as
+    one sample per row, and a confidence beyond [0, 1], where it returns NaN), never an interval from
+    part of the data, an IndexError or the quantiles of a flattened 2-D distribution."""
+    kw = {"n_resamples": 50, "confidence": 0.95, **kwargs}
+    statistic = np.median if len(samples) == 1 else _tau
+    with pytest.raises(ValueError, match=match):
+        bootstrap_ci(samples, statistic, rng=np.random.default_rng(0), **kw)
+    if samples[0].ndim > 1:  # scipy answers per row (our old code returned a pair of numbers from the flat array)
+        ci = stats.bootstrap(samples, statistic, n_resamples=50, method="percentile", axis=-1,
+                             rng=np.random.default_rng(0)).confidence_interval
+        assert np.shape(ci.low) == (samples[0].shape[0],)
+    elif kw["confidence"] <= 1:
+        with pytest.raises(ValueError):
+            stats.bootstrap(samples, statistic, paired=True, n_resamples=kw["n_resamples"], method="percentile",
+                            confidence_level=kw["confidence"], axis=-1, rng=np.random.default_rng(0))

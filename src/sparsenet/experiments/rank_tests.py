@@ -22,6 +22,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from sparsenet._validation import check_scalar
+
 __all__ = ["wilcoxon_p", "kendall_tau_p", "bootstrap_ci"]
 
 
@@ -161,9 +163,24 @@ def bootstrap_ci(samples, statistic, *, n_resamples: int, rng: np.random.Generat
     """``scipy.stats.bootstrap(samples, statistic, paired=True, vectorized=True, method="percentile",
     n_resamples=n_resamples, rng=rng).confidence_interval`` (one sample or paired samples; the same
     with ``paired=False`` for one sample): the resampled indices, the statistic along the last axis,
-    and scipy's linear quantiles of the bootstrap distribution (NaN if it holds a NaN)."""
+    and scipy's linear quantiles of the bootstrap distribution (NaN if it holds a NaN).
+
+    Raises ValueError where scipy does (samples not all of one length, fewer than 2 values,
+    ``n_resamples`` < 1), for samples not 1-D (scipy's 2-D case, one interval per row, is not
+    repeated) and for ``confidence`` outside [0, 1] (scipy returns NaN)."""
     samples = [np.asarray(s, dtype=float) for s in samples]
-    n = samples[0].shape[-1]
+    n_resamples = check_scalar(n_resamples, "n_resamples", kind="int", low=1, owner="bootstrap_ci")
+    confidence = check_scalar(confidence, "confidence", low=0.0, high=1.0, owner="bootstrap_ci")
+    shapes = [s.shape for s in samples]
+    if not samples or any(len(shape) != 1 for shape in shapes):
+        raise ValueError(f"The 'samples' of bootstrap_ci must be 1-D arrays (one or more). Got shapes "
+                         f"{shapes} instead.")
+    n = shapes[0][0]
+    if any(shape != (n,) for shape in shapes):
+        raise ValueError(f"The 'samples' of bootstrap_ci must have one length (paired). Got lengths "
+                         f"{[shape[0] for shape in shapes]} instead.")
+    if n < 2:
+        raise ValueError(f"The 'samples' of bootstrap_ci must hold at least 2 values each. Got {n} instead.")
     i = rng.integers(0, n, size=(n_resamples, n), dtype="int64", endpoint=False)
     theta = np.asarray(statistic(*[s[..., i] for s in samples], axis=-1), dtype=float)
     alpha = np.asarray((1 - confidence) / 2, dtype=theta.dtype)
