@@ -153,6 +153,21 @@ def test_tau_b_of_resamples_equals_the_pairwise_formula_to_the_bit():
     assert np.isnan(_tau_b([1.0, 2.0, np.nan], [1.0, 2.0, 3.0]))
 
 
+def test_tau_b_orders_infinite_values():
+    """±inf are ordered values (scipy's kendalltau ranks them): τ-b equals scipy's, and equals τ-b of a
+    finite sample in the same order to the bit (it was NaN: inf − inf in the pairwise signs)."""
+    rng = np.random.default_rng(12)
+    for n in (5, 9, 20):
+        x = np.repeat(np.arange(4.0), -(-n // 4))[:n]
+        y = np.round(rng.normal(size=n), 1)
+        y[rng.choice(n, 3, replace=False)] = [np.inf, -np.inf, np.inf]
+        finite = np.where(np.isposinf(y), 1e6, np.where(np.isneginf(y), -1e6, y))
+        assert _tau_b(x, y) == pytest.approx(stats.kendalltau(x, y).statistic, rel=1e-12)
+        assert _tau_b(x, y) == _tau_b(x, finite) and _tau_b(y, x) == _tau_b(finite, x)
+        idx = rng.integers(0, n, (50, n))
+        np.testing.assert_array_equal(_tau_b(x[idx], y[idx]), _tau_b(x[idx], finite[idx]))
+
+
 # --------------------------------------------------------------------------------------------------
 # argmin
 def test_flat_noisy_curve_is_a_flat_optimum_or_inconclusive():

@@ -368,7 +368,7 @@ def _tau_b(x, y, axis=-1):
     the pairwise formula to the bit (tested), in ~0.4x its time on the report's resamples.
     """
     x, y = np.moveaxis(np.asarray(x, float), axis, -1), np.moveaxis(np.asarray(y, float), axis, -1)
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):  # a NaN has no order: the pairwise formula
+    if np.isnan(x).any() or np.isnan(y).any():  # a NaN has no order: the pairwise formula (NaN)
         sx = np.sign(x[..., :, None] - x[..., None, :])
         sy = np.sign(y[..., :, None] - y[..., None, :])
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -382,8 +382,9 @@ def _tau_b(x, y, axis=-1):
     k = len(keys)
     index = inverse.reshape(rows, n) + k * np.arange(rows)[:, None]
     counts = np.bincount(index.ravel(), minlength=rows * k).reshape(rows, k).astype(float)
-    sx = np.sign(px[:, None] - px[None, :])
-    sy = np.sign(py[:, None] - py[None, :])
+    # sign(a − b) by comparisons: the same for finite values, and ±inf are ordered (inf − inf is NaN)
+    sx = (px[:, None] > px[None, :]).astype(float) - (px[:, None] < px[None, :])
+    sy = (py[:, None] > py[None, :]).astype(float) - (py[:, None] < py[None, :])
 
     def form(m):  # c m cᵀ of every resample
         return ((counts @ m) * counts).sum(axis=-1)
