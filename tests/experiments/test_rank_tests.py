@@ -148,3 +148,59 @@ def test_bootstrap_rejects_what_scipy_rejects(samples, kwargs, match):
         with pytest.raises(ValueError):
             stats.bootstrap(samples, statistic, paired=True, n_resamples=kw["n_resamples"], method="percentile",
                             confidence_level=kw["confidence"], axis=-1, rng=np.random.default_rng(0))
+
+
+def _edge_samples():
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 6, 20, 50, 51, 60):
+        yield np.zeros(n)  # all differences zero
+        yield np.full(n, -1.5)  # all tied, one sign
+        yield np.where(rng.random(n) < 0.5, -0.0, 2.0)  # signed zeros
+        yield rng.normal(size=n)
+    yield from (np.array([np.inf, 1.0, 2.0]), np.array([-np.inf, 1.0, 2.0, 3.0]), np.array([np.nan, 1.0]),
+                np.array([]))
+
+
+def test_wilcoxon_edge_cases_equal_scipy_or_are_left_to_it():
+    """n = 1, all zeros, all ties, signed zeros, infinite and NaN values, empty, n past scipy's exact
+    limit of 50: either scipy's p-value to the bit (NaN where scipy's is NaN) or None (scipy decides,
+    and raises where it raises)."""
+    checked = 0
+    for d in _edge_samples():
+        for alternative in ALTERNATIVES:
+            for method in ("auto", "approx"):
+                ours = wilcoxon_p(d, alternative, method)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        theirs = float(stats.wilcoxon(d, zero_method="zsplit", alternative=alternative,
+                                                      method="asymptotic" if method == "approx" else method).pvalue)
+                    except ValueError:
+                        theirs = None
+                if ours is None:
+                    continue
+                assert theirs is not None and np.array_equal(ours, theirs, equal_nan=True), (d, alternative, method)
+                checked += 1
+    assert checked > 150
+
+
+def test_kendall_edge_cases_equal_scipy_or_are_left_to_it():
+    """Constant samples, n = 1..3, infinite and NaN values, n = 60 with and without ties."""
+    rng = np.random.default_rng(6)
+    cases = [(np.arange(n, dtype=float), np.full(n, 2.0)) for n in (1, 2, 3, 10, 40)]
+    cases += [(np.array([1.0, 2, np.inf, 3, 3]), np.array([1.0, 2, 3, 4, -np.inf])),
+              (np.array([1.0, np.nan, 2, 3]), np.arange(4.0)),
+              (rng.normal(size=60), rng.normal(size=60)), (np.round(rng.normal(size=60)), rng.normal(size=60))]
+    checked = 0
+    for x, y in cases:
+        ours = kendall_tau_p(x, y)
+        if ours is None:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = stats.kendalltau(x, y)
+        assert ours == (float(res.statistic), float(res.pvalue))
+        checked += 1
+    assert checked == 2
+    with pytest.raises(ValueError):  # as scipy: lengths differ
+        kendall_tau_p(np.arange(5.0), np.arange(4.0))

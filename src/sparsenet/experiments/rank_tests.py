@@ -83,7 +83,7 @@ def _wilcoxon_sf(k: int, n: int) -> float:
 def wilcoxon_p(d, alternative: str, method: str = "auto") -> float | None:
     """p-value of ``scipy.stats.wilcoxon(d, zero_method="zsplit", alternative=alternative,
     method=method)`` (``method`` "auto" or "approx"); None for a case not covered (n > 50 with
-    "auto", a NaN)."""
+    "auto", a NaN or infinite value, one zero difference alone with "auto")."""
     d = np.asarray(d, dtype=float)
     n = d.size
     if n == 0 or n > 50 and method == "auto" or not np.isfinite(d).all():
@@ -103,6 +103,8 @@ def wilcoxon_p(d, alternative: str, method: str = "auto") -> float | None:
                 p = float(np.clip(2 * np.minimum(_wilcoxon_sf(int(np.floor(r_plus)), n),
                                                  _wilcoxon_cdf(int(np.ceil(r_plus)), n)), 0, 1))
             return p
+        if n == 1:  # scipy's permutation test needs two values and raises
+            return None
         if n <= 13:  # every sign flip: r+ of each (sums of half ranks, exact)
             flips = (np.arange(2 ** n)[:, None] >> np.arange(n)[::-1]) & 1
             signed = np.where(flips == 1, -d, d)
