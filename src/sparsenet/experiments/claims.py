@@ -27,8 +27,8 @@ A claim has one of four outcomes (:data:`OUTCOMES`): **holds**, **does not hold*
   lies in the window (trials resampled, ties shared).
 * **Multiplicity.** The p-values of all claims of one report are adjusted together by Holm's method
   (:func:`holm`: statsmodels' ``multipletests`` arithmetic) at α = :data:`ALPHA`; a claim is decided
-  by its adjusted p-value: significant in the claimed direction = holds, in the other = does not
-  hold, else inconclusive.
+  by its adjusted p-value: significant (p ≤ α, as statsmodels rejects) in the claimed direction =
+  holds, in the other = does not hold, else inconclusive.
 
 The tests run with scipy's arithmetic in :mod:`~sparsenet.experiments.rank_tests` (numpy); scipy.stats
 (~1.2 s of CPU to import) is imported only for a case that module leaves to it.
@@ -115,12 +115,12 @@ def _p(p: float) -> str:
 def _decide(v: Verdict, p_adjusted: float, alpha: float = ALPHA) -> Verdict:
     if v.outcome == "no data" or not math.isfinite(v.p_value):
         return replace(v, p_adjusted=p_adjusted)
-    if p_adjusted < alpha and v.sign != 0 and v.consistent:
+    if p_adjusted <= alpha and v.sign != 0 and v.consistent:  # Holm rejects at p ≤ α (as statsmodels)
         return replace(v, p_adjusted=p_adjusted, outcome="holds" if v.sign > 0 else "does not hold")
     why = v.why
     if not why:
-        why = (f"not significant (Holm-adjusted p = {_p(p_adjusted)} ≥ α = {alpha:g})"
-               if p_adjusted >= alpha else "the tests disagree")
+        why = (f"not significant (Holm-adjusted p = {_p(p_adjusted)} > α = {alpha:g})"
+               if p_adjusted > alpha else "the tests disagree")
     return replace(v, p_adjusted=p_adjusted, outcome="inconclusive", why=why)
 
 
@@ -310,9 +310,9 @@ def _compare(claim, table, protocol, metric, res, x_name) -> Verdict:
     else:
         n_eff = n_pairs - n_tie
         floor = 2.0 * 0.5 ** n_eff
-        if floor >= ALPHA:
+        if floor > ALPHA:
             why = (f"only {n_eff} pair{' differs' if n_eff == 1 else 's differ'}: the smallest "
-                   f"two-sided p-value {'it allows' if n_eff == 1 else 'they allow'} is {_p(floor)} ≥ α")
+                   f"two-sided p-value {'it allows' if n_eff == 1 else 'they allow'} is {_p(floor)} > α")
     return Verdict("inconclusive", detail, test, p_two, p_two, sign, why, trials, int(worst.sum()))
 
 
@@ -435,7 +435,7 @@ def _argmin(claim, table, protocol, metric, res, x_name, records) -> Verdict:
         a = np.array([s for x in group for s in by_x[x].values()])
         return _mannwhitney(a, np.array(list(by_x[ref].values())), "greater")
 
-    optimum = [x for x in xs if x == best or worse_p([x], best) >= ALPHA]
+    optimum = [x for x in xs if x == best or worse_p([x], best) > ALPHA]  # significant: p ≤ α
     span = (f"{x_name} = {_fmt_x(optimum[0])}" if len(optimum) == 1 else
             f"{x_name} ∈ {{{', '.join(_fmt_x(x) for x in optimum)}}}")
     boot = _p_argmin_in(by_x, xs, inside)
