@@ -315,3 +315,13 @@ def test_config_reads_the_claim_kinds_from_the_claims_module():
     doc["claims"][0]["kind"] = "median"
     with pytest.raises(ConfigError, match="'kind' key"):
         parse_config(doc)
+
+
+def test_one_trial_is_written_in_the_singular():
+    """A claim decided from one trial says "1 trial" (and "of 1 trial"), never "1 trials"."""
+    vals = {"A": {(x, 0): 0.1 * (i + 1) for i, x in enumerate([0.1, 0.2, 0.3])},
+            "B": {(x, 0): 0.5 * (i + 1) for i, x in enumerate([0.1, 0.2, 0.3])}}
+    for claim in (COMPARE, trend("increasing")):
+        v = evaluate_claim(claim, table(vals), "blind", config=CFG)
+        text = f"{v.why} {v.summary}"
+        assert "1 trials" not in text and "1 trial" in text, text

@@ -54,6 +54,7 @@ from sparsenet.experiments.aggregate import (
     per_trial,
     resolution,
     trial_of,
+    trials_text,
 )
 from sparsenet.experiments.config import CLAIM_KINDS  # each claim kind with the keys it requires
 from sparsenet.experiments.rank_tests import bootstrap_ci, kendall_tau_p, wilcoxon_p
@@ -106,6 +107,7 @@ class Verdict:
         if self.outcome in ("inconclusive", "no data") and self.why:
             text += f" {self.outcome.capitalize()}: {self.why}."
         return text
+
 
 
 def _p(p: float) -> str:
@@ -298,7 +300,7 @@ def _compare(claim, table, protocol, metric, res, x_name) -> Verdict:
         per_x.append(f"{_fmt_x(x)}: {int(np.sum(d[m] > 0))}/{int(np.sum(d[m] == 0))}/"
                      f"{int(np.sum(d[m] < 0))}")
     extra = f" (by more than the margin {margin:g})" if margin else ""
-    detail = (f"{test} test over {n_pairs} ({x_name}, trial) pairs of {trials} trials, "
+    detail = (f"{test} test over {n_pairs} ({x_name}, trial) pairs of {trials_text(trials)}, "
               f"{_counts_text(2 * n_pairs, int(worst.sum()), metric)}, resolution {res:g}: "
               f"'{better}' {word}{extra} in {n_win} pairs, equal in {n_tie}, {'higher' if lower else 'lower'} "
               f"in {n_loss}; median paired difference ('{better}' − '{worse}') {_show(med, bound)} "
@@ -331,7 +333,7 @@ def _trend(claim, table, protocol, metric, res, x_name) -> Verdict:
     trials = len({k[1] for k in keys})
     per_x = [f"{_fmt_x(xv)}: {_raw_median([pts[k] for k in keys if k[0] == xv], lower_is_better(metric))}"
              for xv in sorted(set(x))]
-    head = (f"{test} between {x_name} and each run's {metric} ({len(keys)} runs of {trials} trials "
+    head = (f"{test} between {x_name} and each run's {metric} ({len(keys)} runs of {trials_text(trials)} "
             f"at {len(set(x))} {x_name} values, {int(worst.sum())} failed or non-finite counted as "
             f"the worst value, resolution {res:g})")
     listing = f" Median per {x_name}: {', '.join(per_x)}."
@@ -446,7 +448,7 @@ def _argmin(claim, table, protocol, metric, res, x_name, records) -> Verdict:
     detail = (f"Lowest median {metric} at {x_name} = {_fmt_x(best)}; not significantly worse than it "
               f"(one-sided {test} per {x_name}, α = {ALPHA:g}, uncorrected): {span}; the claimed window "
               f"is {window}. Bootstrap probability that the lowest median lies in the window: "
-              f"{boot:.2f}. {_counts_text(len(keys), n_worst, metric)}, {trials} trials, resolution "
+              f"{boot:.2f}. {_counts_text(len(keys), n_worst, metric)}, {trials_text(trials)}, resolution "
               f"{res:g}; median per {x_name}: {listing}. Claim p-value: pooled one-sided {test} of the "
               f"best {x_name} inside the window against every run outside it and the converse, "
               "two-sided.")

@@ -47,6 +47,7 @@ from sparsenet.experiments.aggregate import (  # noqa: E402
     per_trial,
     resolution,
     run_counts,
+    trials_text,
 )
 from sparsenet.experiments.canvas import new_figure  # noqa: E402
 from sparsenet.experiments.claims import wilson_interval  # noqa: E402
@@ -804,7 +805,7 @@ def plot_experiment(config, records) -> matplotlib.figure.Figure:
     head = f"Fig. {int(figure)}: {title}" if figure is not None else str(title)
     trials = config_field(config, "trials")
     if trials is not None:
-        head += f"  (every run shown; line: median, band: interquartile range over {trials} trials)"
+        head += f"  (every run shown; line: median, band: interquartile range over {trials_text(trials)})"
     head = "\n".join(textwrap.wrap(head, 62 * ncol))  # fits the figure's width at fontsize 12
     _fixed_layout(fig, axes, cell_w=_CELL_W, axes_h=_AXES_H, left=1.05, right=0.3, head=head, key=key,
                   place_labels=True, own_ticks=True)
@@ -918,7 +919,7 @@ def plot_phase_transition(config, records) -> matplotlib.figure.Figure:
             ax.set_title(f"{head}\n{protocol} protocol", fontsize=9, y=1.0)  # no offset text on a heat map
     title = config_field(config, "title") or config_field(config, "name", "")
     trials = config_field(config, "trials")
-    head = str(title) + (f"  (fraction of {trials} trials; white line: 50%)" if trials else "")
+    head = str(title) + (f"  (fraction of {trials_text(trials)}; white line: 50%)" if trials else "")
     head = "\n".join(textwrap.wrap(head, max(40, int(ncol * (axes_w + 1.3 + more_left) / 0.09))))
     _fixed_layout(fig, axes, cell_w=axes_w + 1.3 + more_left, axes_h=axes_h, left=1.05 + more_left, right=0.25,
                   head=head, head_size=11, xlabel_h=(0.75 if len(xs) > 8 else 0.5) + 0.17 * (_lines(xlabel) - 1),

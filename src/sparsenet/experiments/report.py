@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from sparsenet.experiments.aggregate import _get, config_field
+from sparsenet.experiments.aggregate import _get, config_field, trials_text
 from sparsenet.experiments.claims import ALPHA, evaluate_claims, methods_text
 from sparsenet.experiments.document import Bullets, Heading, Paragraph, Table, to_html, to_markdown, write_atomic
 from sparsenet.experiments.sections import build_section, figure_blocks
@@ -35,7 +35,7 @@ def _short(v) -> str:
     parts = []
     if v.p_adjusted == v.p_adjusted:  # not NaN
         parts.append(f"Holm p = {v.p_adjusted:.2g}")
-    parts.append(f"{v.n_trials} trials")
+    parts.append(trials_text(v.n_trials))
     if v.n_failed:
         parts.append(f"{v.n_failed} failed/∞ runs")
     why = ""
