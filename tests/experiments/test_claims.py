@@ -325,3 +325,21 @@ def test_one_trial_is_written_in_the_singular():
         v = evaluate_claim(claim, table(vals), "blind", config=CFG)
         text = f"{v.why} {v.summary}"
         assert "1 trials" not in text and "1 trial" in text, text
+
+
+def test_normal_quantile_table_equals_scipy_and_spares_its_import():
+    """The tabulated Φ⁻¹ values equal scipy.special.ndtri to the bit, and a 95 % Wilson interval
+    (what the figures draw) does not import scipy.special in a fresh process."""
+    import subprocess
+    import sys
+
+    from scipy.special import ndtri
+
+    from sparsenet.experiments import claims
+
+    for q, z in claims._NORMAL_QUANTILES.items():
+        assert z == float(ndtri(q)), q
+    code = ("import sys; from sparsenet.experiments.claims import wilson_interval; wilson_interval(3, 7); "
+            "print('scipy.special' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
