@@ -84,8 +84,9 @@ def run(n=None, d=1000, k=50, repeats=2):
     scale = float(os.environ.get("SPARSENET_BENCH_INIT_SCALE", 1.0))
     n = int(n or 100_000 * scale)
     t, t_xw, err = _time_init(n, d, k, repeats)
-    t2d, _, err2d = _time_init(n, 2 * d, k, 1)
-    t2n, _, err2n = _time_init(2 * n, d, k, 1)
+    # the same estimator (best of ``repeats``) on both sides of each growth ratio
+    t2d, _, err2d = _time_init(n, 2 * d, k, repeats)
+    t2n, _, err2n = _time_init(2 * n, d, k, repeats)
     detail = {"tensor_init_s": t, "XW_s": t_xw, "tensor_init_2d_s": t2d, "tensor_init_2n_s": t2n,
               "errors": {key: e for key, e in (("d", err), ("2d", err2d), ("2n", err2n)) if e}}
     compiled = _compiled_ratios()
