@@ -263,3 +263,27 @@ def test_estimator_names_a_target_scaled_by_1e200():
     X, y = rng.standard_normal((200, 4)), rng.standard_normal(200)
     with pytest.raises(ValueError, match=rf"Input 'y' has a value too large for the model: y\[{np.argmax(np.abs(y))}\]"):
         SparseNetRegressor(n_hidden=2, random_state=0).fit(X, y * 1e200)
+
+
+def test_reproduce_and_report_write_the_sections_in_one_order(tmp_path, monkeypatch):
+    """`reproduce` and `report` on its folder order the sections alike: figures by number, then the rest by
+    name (an experiment without a figure whose name sorts first, like "activations", came first in one and
+    last in the other)."""
+    paths = []
+    for name, figure in (("aaa", None), ("zzz", 4)):
+        text = TINY.replace('name = "tiny"', f'name = "{name}"').replace('title = "Tiny"', f'title = "T-{name}"')
+        text = text.replace("figure = 4\n", "" if figure is None else f"figure = {figure}\n")
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text)
+        paths.append(path)
+    monkeypatch.setattr(config_module, "shipped_configs", lambda **kw: paths)
+    out = tmp_path / "out"
+    assert cli.main(["reproduce", "--scale", "quick", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
+
+    def order(md):
+        return [m for m in re.findall(r"T-(aaa|zzz)", md)]
+
+    first = order((out / "REPORT.md").read_text())
+    assert cli.main(["report", str(out), "--jobs", "1"]) == 0
+    second = order((out / "REPORT.md").read_text())
+    assert first == second and first.index("zzz") < first.index("aaa")

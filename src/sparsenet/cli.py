@@ -230,6 +230,12 @@ def _records(configs, out):
         return [(c, store.records(c)) for c in configs]
 
 
+def _report_order(config):
+    """Sections of a shipped report: the report's figures by number, then the other experiments by name
+    (`reproduce` and `report` on its folder write the same REPORT.md)."""
+    return config.figure is None, config.figure or 0, config.name
+
+
 def _cmd_reproduce(args):
     from sparsenet.experiments.config import shipped_configs
 
@@ -241,9 +247,9 @@ def _cmd_reproduce(args):
     t_report = time.perf_counter()
     parts = {}
     # The report's header states the time spent computing runs; a resumed call that computed none has none.
-    _write_report(args.out, _records(configs, args.out), scale=args.scale,
-                  wall_time=(t_report - start) if result.done else None, jobs=args.jobs, svg=args.svg,
-                  timings=parts)
+    _write_report(args.out, sorted(_records(configs, args.out), key=lambda e: _report_order(e[0])),
+                  scale=args.scale, wall_time=(t_report - start) if result.done else None, jobs=args.jobs,
+                  svg=args.svg, timings=parts)
     _print_breakdown(result, runs_s=t_report - start, report_s=time.perf_counter() - t_report,
                      total_s=time.perf_counter() - start, parts=parts)
     return 1 if _out_of_memory(result) else 0
@@ -296,7 +302,7 @@ def _cmd_report(args):
                                             source=row["source"]))
             except (ConfigError, tomllib.TOMLDecodeError) as exc:
                 print(f"sparsenet: skipping stored experiment {row['name']}: {exc}", file=sys.stderr)
-        configs.sort(key=lambda c: (c.figure is None, c.figure or 0, c.name))
+        configs.sort(key=_report_order)
         experiments = [(c, store.records(c)) for c in configs]
     scales = sorted({c.scale for c in configs})
     _write_report(args.out, experiments, scale=", ".join(scales) or None, jobs=args.jobs, svg=args.svg)
