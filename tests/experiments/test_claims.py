@@ -328,8 +328,9 @@ def test_one_trial_is_written_in_the_singular():
 
 
 def test_normal_quantile_table_equals_scipy_and_spares_its_import():
-    """The tabulated Φ⁻¹ values equal scipy.special.ndtri to the bit, and a 95 % Wilson interval
-    (what the figures draw) does not import scipy.special in a fresh process."""
+    """The tabulated Φ⁻¹ values equal scipy.special.ndtri to the bit, and the 95 % Wilson intervals the
+    figures draw (claims' and plot_contours') do not import scipy.special in a fresh process (the
+    report's parent imports both modules before forking its figure workers)."""
     import subprocess
     import sys
 
@@ -340,6 +341,7 @@ def test_normal_quantile_table_equals_scipy_and_spares_its_import():
     for q, z in claims._NORMAL_QUANTILES.items():
         assert z == float(ndtri(q)), q
     code = ("import sys; from sparsenet.experiments.claims import wilson_interval; wilson_interval(3, 7); "
+            "from sparsenet.experiments.plot_contours import wilson_bounds; wilson_bounds(0.5, 4); "
             "print('scipy.special' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
