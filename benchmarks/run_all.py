@@ -5,6 +5,7 @@ Usage: ``python benchmarks/run_all.py [name ...]`` with names among epoch, batch
 training, import, reproduce, memory (default: all).  Run by ``make bench``; not part of ``make test``.
 """
 
+import argparse
 import importlib
 import json
 import os
@@ -62,5 +63,21 @@ def main(names):
     return rows
 
 
+def parse_args(argv=None):
+    """The benchmark names to run (default: all); an unknown name is an error before anything runs,
+    so that a typo (or ``--help``) never overwrites ``results.json`` with a failed row."""
+    parser = argparse.ArgumentParser(
+        description="Run the benchmarks of benchmarks/ in one process; print each case's measured ratio "
+                    "against its target and write benchmarks/results.json (a partial run keeps the other "
+                    "benchmarks' last rows).")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run, among {', '.join(BENCHES)} (default: all)")
+    names = parser.parse_args(argv).names
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:  # (argparse's own choices check rejects an empty list with nargs="*" on Python < 3.12)
+        parser.error(f"unknown benchmark {unknown[0]!r}; choose among {', '.join(BENCHES)}")
+    return names or list(BENCHES)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:] or BENCHES)
+    main(parse_args())
