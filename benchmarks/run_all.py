@@ -26,7 +26,8 @@ def table(rows):
         if r["measured"] is None:
             val, met = "skipped", f"— ({r['skipped']})"
         else:
-            val, met = f"{r['measured']:.3g}", "yes" if r["met"] else "NO"
+            val = f"{r['measured']:.3g}"
+            met = r["met"] if isinstance(r["met"], str) else "yes" if r["met"] else "NO"
         lines.append(f"| {r['case']} | {val} | {r['target']} | {met} |")
     return "\n".join(lines)
 

@@ -24,3 +24,19 @@ def test_help_lists_the_benchmarks():
     assert proc.returncode == 0
     for name in ("epoch", "training", "reproduce"):
         assert name in proc.stdout
+
+
+def test_median_interval_matches_the_textbook_order_statistics():
+    # Distribution-free 95 % intervals for a median (e.g. Conover, Practical Nonparametric Statistics,
+    # table A3): n = 6 -> (x1, x6), 96.9 %; n = 10 -> (x2, x9), 97.9 %; n = 20 -> (x6, x15), 95.9 %;
+    # with n = 5 even (x1, x5) covers only 1 - 2/32 = 93.75 %.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import median_interval
+
+    rng = __import__("numpy").random.default_rng(0)
+    for n, (r, s), coverage in [(6, (1, 6), 0.96875), (10, (2, 9), 0.978515625), (20, (6, 15), 0.958610535),
+                                (5, (1, 5), 0.9375)]:
+        x = rng.permutation(n) + 1.0  # the order statistics are 1..n, shuffled
+        low, high, cov = median_interval(x)
+        assert (low, high) == (r, s)
+        assert abs(cov - coverage) < 1e-8
