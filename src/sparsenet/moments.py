@@ -10,6 +10,8 @@ initialization only ever needs M_j contracted with thin matrices, which this mod
 from the projections X A_m.
 """
 
+import math
+from functools import lru_cache
 from itertools import permutations
 
 import numpy as np
@@ -50,6 +52,28 @@ def partial_matchings(j):
         return out
 
     return rec(tuple(range(j)))
+
+
+@lru_cache(maxsize=None)
+def _plan(j):
+    """The terms of an order-j contraction, computed once per j: (matching, its unpaired modes, the
+    einsum subscripts of its term) for every partial matching, and the distinct unpaired sets."""
+    terms = []
+    for P in partial_matchings(j):
+        paired = {m for pair in P for m in pair}
+        U = tuple(m for m in range(j) if m not in paired)
+        subs = ["".join(_LETTERS[m] for m in U)] + [_LETTERS[p] + _LETTERS[q] for p, q in P]
+        terms.append((P, U, ",".join(subs) + "->" + _LETTERS[:j]))
+    return tuple(terms), tuple(sorted({U for _, U, _ in terms}, key=len))
+
+
+@lru_cache(maxsize=None)
+def _triu_pairs(r):
+    """``np.triu_indices(r)``, computed once per r (read-only)."""
+    ia, ib = np.triu_indices(r)
+    ia.flags.writeable = False
+    ib.flags.writeable = False
+    return ia, ib
 
 
 def _fold_vectors(w, Zs):
@@ -102,7 +126,7 @@ def _weighted_products(w, Zs):
         # Fully symmetric: only the pairs a <= b of the first two modes, one gemm (half the flops).
         Z = Zs[0]
         r = Z.shape[1]
-        ia, ib = np.triu_indices(r)
+        ia, ib = _triu_pairs(r)
         # Gᵀ[p] = (w ⊙ Z[:, a_p]) ⊙ Z[:, b_p] (p = (a, b) in triu order), written row block by
         # row block into one buffer from the rows of Zᵀ: the products of fancy-indexing the
         # columns of Z, without its gathers and n-sized temporaries (8x faster at n=6000, r=5).
@@ -158,7 +182,8 @@ def hermite_contract(X, y, mats, *, chunk_size=None, projections=None):
         \\hat E\\Big[y \\bigotimes_{m\\notin P} A_m^\\top x\\Big] \\otimes
         \\bigotimes_{(p,q)\\in P} A_p^\\top A_q,
 
-    each term assembled with one ``einsum`` whose output subscript lists the modes in order.
+    each term the outer product of its data part with its Gram matrices A_pᵀA_q (a broadcast product
+    for one pair, one ``einsum`` whose output subscript lists the modes in order for more).
     Symmetric data parts go through BLAS: two identical matrix modes (P̂2 = M̂2(I, I, …)) by
     ``syrk`` on sqrt(|y|)-scaled rows split by the sign of y (each row enters once: n·d²/2
     multiply-adds, half a gemm), three identical modes by one gemm over the pairs a <= b.
@@ -181,12 +206,7 @@ def hermite_contract(X, y, mats, *, chunk_size=None, projections=None):
         As.append(A[:, None] if A.ndim == 1 else A)
     sizes = [d if A is None else A.shape[1] for A in As]
 
-    matchings = partial_matchings(j)
-    unpaired = []
-    for P in matchings:
-        paired = {m for pair in P for m in pair}
-        unpaired.append(tuple(m for m in range(j) if m not in paired))
-    subsets = sorted(set(unpaired), key=len)
+    terms, subsets = _plan(j)
 
     # Distinct projection matrices (the same V is often passed for several modes).
     keys = []
@@ -195,7 +215,7 @@ def hermite_contract(X, y, mats, *, chunk_size=None, projections=None):
         keys.append(key)
 
     if chunk_size is None:
-        widest = max([1] + [int(np.prod([sizes[m] for m in U])) // max(sizes[m] for m in U) for U in subsets if U])
+        widest = max([1] + [math.prod(sizes[m] for m in U) // max(sizes[m] for m in U) for U in subsets if U])
         chunk_size = max(256, _MAX_CHUNK_ENTRIES // max(widest, d))
     chunk_size = int(chunk_size)
 
@@ -231,16 +251,23 @@ def hermite_contract(X, y, mats, *, chunk_size=None, projections=None):
                     else:
                         proj[key] = Xc @ A
                 Z.append(proj[key])
+        products = {}  # unpaired sets with the same projections (e.g. (0,), (1,), (2,) of M3(V, V, V)) share them
         for U in subsets:
             if U in tri:
                 w, Zw = _fold_vectors(yc, [Z[m] for m in U])
                 _syrk_accumulate(w, Zw[0], tri[U])
             else:
-                data[U] += _weighted_products(yc, [Z[m] for m in U])
+                Zu = [Z[m] for m in U]
+                same = tuple(map(id, Zu))
+                if same not in products:
+                    products[same] = _weighted_products(yc, Zu)
+                data[U] += products[same]
     for U, C in tri.items():
         data[U] = _fill_symmetric(C).reshape(tuple(sizes[m] for m in U))
     for U in subsets:
         data[U] /= n
+
+    grams = {}
 
     def gram(p, q):
         A, B = As[p], As[q]
@@ -250,16 +277,21 @@ def hermite_contract(X, y, mats, *, chunk_size=None, projections=None):
             return B
         if B is None:
             return A.T
-        return A.T @ B
+        if (keys[p], keys[q]) not in grams:  # the same AᵀB for every pair of modes holding A and B
+            grams[keys[p], keys[q]] = A.T @ B
+        return grams[keys[p], keys[q]]
+
+    def spread(T, modes):  # T with its axes in place among the j modes (size 1 elsewhere); modes ascending
+        return T.reshape([sizes[m] if m in modes else 1 for m in range(j)])
 
     out = np.zeros(tuple(sizes))
-    target = _LETTERS[:j]
-    for P, U in zip(matchings, unpaired):
-        operands, subs = [data[U]], ["".join(_LETTERS[m] for m in U)]
-        for p, q in P:
-            operands.append(gram(p, q))
-            subs.append(_LETTERS[p] + _LETTERS[q])
-        term = np.einsum(",".join(subs) + "->" + target, *operands)
+    for P, U, subs in terms:
+        if len(P) == 0:
+            term = data[U]
+        elif len(P) == 1:  # one product per entry, data·gram: einsum's bits, without its parsing
+            term = spread(data[U], U) * spread(gram(*P[0]), P[0])
+        else:
+            term = np.einsum(subs, data[U], *[gram(p, q) for p, q in P])
         if len(P) % 2:
             out -= term
         else:
