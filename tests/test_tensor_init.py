@@ -497,3 +497,18 @@ def test_batched_lstsq_equals_numpy_lstsq_per_matrix():
         np.testing.assert_array_equal(ti._batched_lstsq(G, rhs), ref)
     with pytest.raises(np.linalg.LinAlgError):  # gelsd failing: numpy's own error, as before
         ti._batched_lstsq(np.full((2, 3, 3), np.nan), np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("shape", [(20, 5), (2, 20, 5), (3, 5, 5), (7, 1), (4, 4), (1, 6, 2)])
+def test_qr_q_is_numpy_qr_bit_for_bit(shape):
+    """The direct LAPACK path of the Q factor returns numpy's ``qr(a)[0]`` exactly (C-, Fortran-ordered and
+    strided input), leaves its input alone, and propagates NaN as numpy does."""
+    a = np.random.default_rng(len(shape) + shape[-1]).standard_normal(shape)
+    before = a.copy()
+    for x in (a, np.asfortranarray(a), np.repeat(a, 2, axis=-1)[..., ::2]):
+        out = ti._qr_q(x)
+        assert out.dtype == np.float64
+        np.testing.assert_array_equal(out, np.linalg.qr(x)[0])
+    np.testing.assert_array_equal(a, before)
+    a[..., 0, 0] = np.nan
+    np.testing.assert_array_equal(ti._qr_q(a), np.linalg.qr(a)[0])
