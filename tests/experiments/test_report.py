@@ -351,6 +351,26 @@ def test_parallel_report_equals_serial(tmp_path):
     assert all(name.endswith(".png") for name in written[1][2])  # no SVG unless asked for
 
 
+def test_parallel_report_leaves_the_garbage_collector_as_it_was(tmp_path, monkeypatch):
+    import gc
+
+    # the parent freezes what its forked figure workers inherit, and unfreezes it after, also when
+    # drawing fails
+    before = gc.get_freeze_count(), gc.get_threshold()
+    write_report(tmp_path / "ok", [(_config(), _records())], date="2024-01-02", version="0", jobs=2)
+    assert (gc.get_freeze_count(), gc.get_threshold()) == before
+
+    import sparsenet.experiments.report as report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("claims failed")
+
+    monkeypatch.setattr(report, "evaluate_claims", broken)
+    with pytest.raises(RuntimeError, match="claims failed"):
+        write_report(tmp_path / "bad", [(_config(), _records())], date="2024-01-02", version="0", jobs=2)
+    assert (gc.get_freeze_count(), gc.get_threshold()) == before
+
+
 def test_argmin_flat_minimum_counts_every_tied_value():
     # thresholds that zero the same weights give identical runs: a plateau, not a sharp optimum
     records = sweep("A", XS, lambda x: 1e-6 if 0.02 <= x <= 0.16 else 0.1, trials=5)
