@@ -414,7 +414,7 @@ def _lm_many_chunk(X, y, act, W0, V, P, rows, lin, ju, tiny, max_iter, tol):
             g = (JT @ r[idx].T).T  # Jᵀ r_c; the step is S_c (JᵀJ + λ diag)⁻¹ (−Jᵀ r_c)
             diag = np.diag(H).copy()
         else:
-            D = act.derivative(Z[:, :, idx]) * V[idx].T  # (n, k, a): ∂ŷ/∂Z
+            D = act.derivative(Z if a == m else Z[:, :, idx]) * V[idx].T  # (n, k, a): ∂ŷ/∂Z
             Q = 0.0
             for s, Ps in zip(range(0, n, rows), P):
                 Ds = D[s:s + rows]
@@ -431,7 +431,8 @@ def _lm_many_chunk(X, y, act, W0, V, P, rows, lin, ju, tiny, max_iter, tol):
         diag[diag <= 0] = 1.0
         pending = np.ones(a, bool)  # candidates still looking for a damping that lowers the loss
         accepted = np.zeros(a, bool)
-        W_new, Z_new, r_new = W[idx], Z[:, :, idx], r[idx]
+        # An accepted step is written into W, Z, r at once (a candidate is no longer read in this loop once
+        # accepted, and Z, r only before it); f keeps the old losses for the test below.
         f_new = np.full(a, np.inf)
         while True:
             pending &= lam[idx] <= 1e10
@@ -442,9 +443,7 @@ def _lm_many_chunk(X, y, act, W0, V, P, rows, lin, ju, tiny, max_iter, tol):
                 step, ok = _solve_spd(H + lam[idx[sel[0]]] * np.diag(diag), -g[sel].T)
                 step, ok = step.T * signs[idx[sel]], np.full(len(sel), ok)
             else:
-                A = H[sel]
-                A[:, diag_idx, diag_idx] += lam[idx[sel], None] * diag[sel]
-                step, ok = _solve_many(A, -g[sel])
+                step, ok = _solve_damped(H, diag, lam[idx], sel, -g[sel])
             lam[idx[sel[~ok]]] *= 10.0  # singular: more damping, as the one-at-a-time loop
             sel, step = sel[ok], step[ok]
             if len(sel) == 0:
@@ -454,7 +453,12 @@ def _lm_many_chunk(X, y, act, W0, V, P, rows, lin, ju, tiny, max_iter, tol):
             ft = np.einsum("cn,cn->c", rt, rt)
             good = ft < f[idx[sel]]
             take = sel[good]
-            W_new[take], Z_new[:, :, take], r_new[take], f_new[take] = Wt[good], Zt[:, :, good], rt[good], ft[good]
+            put = idx[take]
+            if good.all():
+                W[put], Z[:, :, put], r[put] = Wt, Zt, rt
+            else:
+                W[put], Z[:, :, put], r[put] = Wt[good], Zt[:, :, good], rt[good]
+            f_new[take] = ft[good]
             accepted[take] = True
             pending[take] = False
             lam[idx[take]] = np.maximum(lam[idx[take]] / 10.0, 1e-12)
@@ -463,7 +467,7 @@ def _lm_many_chunk(X, y, act, W0, V, P, rows, lin, ju, tiny, max_iter, tol):
         active[idx[~accepted]] = False
         acc = idx[accepted]
         done = f[acc] - f_new[accepted] <= tol * f[acc]
-        W[acc], Z[:, :, acc], r[acc], f[acc] = W_new[accepted], Z_new[:, :, accepted], r_new[accepted], f_new[accepted]
+        f[acc] = f_new[accepted]
         active[acc[done]] = False
     return W, f
 
@@ -483,10 +487,24 @@ def _solve_spd(A, b):
     return x, info == 0
 
 
-def _solve_many(A, b):
-    """Solve A[c] x[c] = b[c] for symmetric A[c]; ``ok[c]`` is False where A[c] is singular."""
-    out = [_solve_spd(A_c, b_c) for A_c, b_c in zip(A, b)]
-    return np.array([x for x, _ in out]).reshape(b.shape), np.array([ok for _, ok in out], bool)
+def _solve_damped(H, diag, lam, sel, b):
+    """Solve (H[c] + λ_c diag(diag[c])) x = b[i] for c = sel[i] (H[c] symmetric); (x, ok), ``ok[i]`` False
+    where the matrix is singular. Each damped matrix is built in one copy of H[c], factorized in place."""
+    from scipy.linalg import lapack
+
+    x = np.empty_like(b)
+    ok = np.ones(len(sel), bool)
+    i = np.arange(H.shape[1])
+    for t, c in enumerate(sel):
+        A = H[c].copy()
+        A[i, i] += lam[c] * diag[c]
+        _, x_t, info = lapack.dposv(A.T, b[t], overwrite_a=1)  # A.T: the same matrix, Fortran-ordered
+        if info != 0:  # not positive definite: LU on the matrix rebuilt (the factorization overwrote it)
+            A = H[c].copy()
+            A[i, i] += lam[c] * diag[c]
+            x_t, ok[t] = _solve_spd(A, b[t])
+        x[t] = x_t
+    return x, ok
 
 
 class NIHT(_FullBatchSolver):
