@@ -117,9 +117,18 @@ class NetLeastSquares:
             pred += p["c"]
         return Z, A, pred
 
+    def _forward_at(self, theta):
+        """``_forward`` at θ, remembered for the last θ (by its bytes): a solver asks for the loss, then the
+        gradient or Jacobian, at the same point. The arrays returned are shared: read them only."""
+        key = (theta.dtype.str, theta.shape, theta.tobytes())
+        last = getattr(self, "_last", None)
+        if last is None or last[0] != key:
+            last = self._last = (key, self._forward(self.unpack(theta)))
+        return last[1]
+
     def residual(self, theta):
         """ŷ − y (n,)."""
-        return self._forward(self.unpack(theta))[2] - self.y
+        return self._forward_at(theta)[2] - self.y
 
     def value(self, theta):
         """f(θ) = mean (ŷ − y)²."""
@@ -129,7 +138,7 @@ class NetLeastSquares:
     def value_grad(self, theta):
         """f(θ) and ∇f(θ) = (2/n) Jᵀ(ŷ − y) in θ's layout."""
         p = self.unpack(theta)
-        Z, A, pred = self._forward(p)
+        Z, A, pred = self._forward_at(theta)
         r = pred - self.y
         G = self.act.derivative(Z) * p["v"] * r[:, None]  # ∂/∂Z of Σ r ŷ: r ⊙ φ'(Z) ⊙ v
         g = np.empty(self.size)
@@ -152,7 +161,7 @@ class NetLeastSquares:
         transposed view (row gathers instead of strided column gathers of X).
         """
         p = self.unpack(theta)
-        Z, A, _ = self._forward(p)
+        Z, A, _ = self._forward_at(theta)
         DT = (self.act.derivative(Z) * p["v"]).T  # ∂ŷ/∂Z, transposed (k, n)
         if not hasattr(self, "_XT"):
             self._XT = np.ascontiguousarray(self.X.T)
@@ -178,7 +187,7 @@ class NetLeastSquares:
     def jvp(self, theta, direction):
         """J·direction (n,): the change of ŷ along ``direction`` (for the NIHT step length)."""
         p, q = self.unpack(theta), self.unpack(direction)
-        Z, A, _ = self._forward(p)
+        Z, A, _ = self._forward_at(theta)
         dZ = self.X @ q["W"] + (q["b"] if "b" in q else 0.0)
         out = (self.act.derivative(Z) * dZ) @ p["v"] + A @ q["v"]
         if "u" in q:
