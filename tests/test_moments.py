@@ -55,12 +55,14 @@ def test_hermite_contract_matches_brute_force(j):
     y = rng.standard_normal(n)
     M = _brute_moment(X, y, j)
     V = rng.standard_normal((d, 2))
+    W = rng.standard_normal((d, 3))
     layouts = [
         [None] * j,
         [V] * j,
         [rng.standard_normal((d, r)) if r else rng.standard_normal(d) for r in (3, 0, 2, 1)[:j]],
         [rng.standard_normal(d) for _ in range(j)],
         [V] + [None] * (j - 1),
+        [V, W, V, None][:j],  # a matrix in non-adjacent modes: its products and Gram matrices are shared
     ]
     for mats in layouts:
         want = _contract_explicit(M, mats)
