@@ -173,7 +173,7 @@ def _rng_key(rng):
 def _problem_key(X, y, k, activation):
     """What a start depends on besides the random state and the sign strategy: a cache passed to calls
     on other data, k or activation then never hands one of them another problem's start."""
-    digest = hashlib.blake2b(np.ascontiguousarray(X), digest_size=16)
+    digest = hashlib.sha256(np.ascontiguousarray(X))  # ~2x blake2b's speed where the CPU has SHA instructions
     digest.update(np.ascontiguousarray(y))
     act = activation if isinstance(activation, str) else _Same(activation)
     return X.shape, digest.digest(), int(k), act
