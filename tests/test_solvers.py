@@ -204,3 +204,46 @@ def test_batched_levenberg_marquardt_handles_a_singular_system():
     np.testing.assert_allclose(f, f_ref, rtol=1e-8)
     np.testing.assert_allclose(W, W_ref, atol=1e-8)
     np.testing.assert_array_equal(W[:, 2], W0[2].reshape(1, -1).repeat(2, 0))  # no gradient: row 2 unchanged
+
+
+def test_forward_memo_follows_theta_changed_in_place(rng):
+    """The datafit remembers its forward pass at the last θ: a θ changed in place (as scipy's L-BFGS-B
+    callback does) or a new θ is recomputed, never served from the memo."""
+    df = _datafit(rng, hidden_bias=True, skip=True, intercept=True)
+    theta = rng.standard_normal(df.size)
+    free = np.arange(df.size)
+    for _ in range(3):
+        f, g = df.value_grad(theta)
+        J, Jv, r = df.jacobian(theta, free), df.jvp(theta, g), df.residual(theta)
+        fresh = NetLeastSquares(df.X, df.y, df.k, df.act, hidden_bias=True, skip=True, intercept=True)
+        f0, g0 = fresh.value_grad(theta)
+        assert f == f0
+        np.testing.assert_array_equal(g, g0)
+        np.testing.assert_array_equal(J, fresh.jacobian(theta, free))
+        np.testing.assert_array_equal(Jv, fresh.jvp(theta, g))
+        np.testing.assert_array_equal(r, fresh.residual(theta))
+        theta[::2] += 0.1  # in place: same object, new point
+
+
+def test_solve_damped_matches_a_direct_solve_and_flags_singular_systems():
+    """(H_c + λ_c diag(d_c)) x = b for the selected candidates: Cholesky when positive definite, LU otherwise
+    (indefinite), ok = False only for a singular matrix; numpy's solve as the oracle."""
+    from sparsenet.solvers import _solve_damped
+
+    rng = np.random.default_rng(0)
+    m, a = 6, 5
+    G = rng.standard_normal((a, m, m))
+    H = np.stack([G[0] @ G[0].T, G[1] + G[1].T, G[2] @ G[2].T, np.zeros((m, m)), G[4] + G[4].T])
+    diag = np.abs(rng.standard_normal((a, m))) + 0.1
+    diag[3, 0] = 0.0  # candidate 3: zero matrix, damped except in its first coordinate -> singular
+    lam = np.array([1e-3, 1e-6, 10.0, 1.0, 1e-2])
+    sel = np.array([0, 1, 3, 4])
+    b = rng.standard_normal((len(sel), m))
+    x, ok = _solve_damped(H, diag, lam, sel, b)
+    np.testing.assert_array_equal(ok, [True, True, False, True])
+    for t in np.flatnonzero(ok):
+        c = sel[t]
+        A = H[c] + lam[c] * np.diag(diag[c])
+        np.testing.assert_allclose(A @ x[t], b[t], atol=1e-9 * np.abs(b[t]).max() * np.linalg.cond(A))
+        np.testing.assert_allclose(x[t], np.linalg.solve(A, b[t]), rtol=1e-8)
+    assert np.linalg.eigvalsh(H[1] + lam[1] * np.diag(diag[1])).min() < 0  # the LU path was taken
