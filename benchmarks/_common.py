@@ -37,20 +37,20 @@ def interleaved(fns, repeats, warmup=1):
     return best
 
 
-def median_interval(values, confidence=0.95):
-    """Distribution-free confidence interval for the median of ``values`` (i.i.d. repeats): the order
-    statistics (x_(r), x_(n+1-r)) with the largest r whose binomial coverage 1 − 2·P(Bin(n, ½) < r) is
-    at least ``confidence``; returns (low, high, coverage), or (min, max, coverage) when even that
-    widest interval covers less (e.g. 5 repeats: 93.75 %)."""
+def median_bounds(values, confidence=0.95):
+    """One-sided distribution-free confidence bounds for the median of ``values`` (i.i.d. repeats).
+
+    The upper bound is the order statistic x_(s) with the smallest s such that P(Bin(n, ½) < s) ≥
+    ``confidence`` (the median is below it with at least that probability: a sign test); the lower
+    bound is x_(n+1-s).  Returns (lower, upper, coverage); with too few values for ``confidence`` the
+    bounds are the extremes and ``coverage`` says what they cover (5 repeats: min and max, 96.9 %).
+    """
     from scipy.stats import binom
 
     x = np.sort(np.asarray(values, dtype=float))
     n = len(x)
-    best = 1
-    for r in range(1, n // 2 + 1):
-        if 1.0 - 2.0 * binom.cdf(r - 1, n, 0.5) >= confidence:
-            best = r
-    return float(x[best - 1]), float(x[n - best]), float(1.0 - 2.0 * binom.cdf(best - 1, n, 0.5))
+    s = next((s for s in range(1, n + 1) if binom.cdf(s - 1, n, 0.5) >= confidence), n)
+    return float(x[n - s]), float(x[s - 1]), float(binom.cdf(s - 1, n, 0.5))
 
 
 def case(name, measured, target, op, detail=None, skipped=None, met=None):
