@@ -14,12 +14,13 @@ import sys
 __all__ = ["one_blas_thread"]
 
 _CONTROLLER = [None, -1]  # threadpoolctl controller, len(sys.modules) when it was made
+_DEPTH = [0]  # one_blas_thread limits in force (nested ones are no-ops: the outer one holds the limit)
 
 
 def one_blas_thread(enabled=True):
-    """Context manager limiting BLAS to one thread (a no-op when ``enabled`` is false or threadpoolctl,
-    an optional dependency, is missing)."""
-    if not enabled:
+    """Context manager limiting BLAS to one thread (a no-op when ``enabled`` is false, inside another
+    ``one_blas_thread``, or when threadpoolctl, an optional dependency, is missing)."""
+    if not enabled or _DEPTH[0]:
         return contextlib.nullcontext()
     try:
         from threadpoolctl import ThreadpoolController
@@ -28,4 +29,14 @@ def one_blas_thread(enabled=True):
     n_modules = len(sys.modules)  # a new import may have loaded another BLAS
     if _CONTROLLER[1] != n_modules:
         _CONTROLLER[:] = [ThreadpoolController(), n_modules]
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+    return _held(_CONTROLLER[0].limit(limits=1, user_api="blas"))
+
+
+@contextlib.contextmanager
+def _held(limit):
+    _DEPTH[0] += 1
+    try:
+        with limit:
+            yield
+    finally:
+        _DEPTH[0] -= 1

@@ -781,7 +781,6 @@ def _tensor_init(
         raise ValueError(f"Input 'y' is constant (every value {y[0]:g}): its moments carry no information "
                          "about the hidden weights, so the tensor initialization cannot run.")
     n, d = X.shape
-    limited = d * d * n <= 1e8  # tensor_init already holds BLAS at one thread (its condition)
     k = check_scalar(k, "k", kind="int", low=1, high=d, owner="tensor_init")
     if split not in ("none", "paper"):
         raise ValueError(f"The 'split' parameter of tensor_init must be 'none' or 'paper'. Got {split!r} instead.")
@@ -877,14 +876,14 @@ def _tensor_init(
     if j3 == 4:
         R = hermite_contract(Pb.X, Pb.targets(4, V), [V, V, V, V], projections=[Pb.proj(V)] + [None] * 3)
         R = symmetrize(R)
-        with one_blas_thread(not limited):  # k-sized products: threads only add start-up and contention
+        with one_blas_thread():  # k-sized products: threads only add start-up and contention
             U, c, cp_res, condU = _decompose4(R, rng)
         tensor_order = 4
     else:
         R = hermite_contract(Pb.X, Pb.targets(j3, V), [V, V, V] + [alpha] * (j3 - 3),
                              projections=[Pb.proj(V)] + [None] * (j3 - 1))
         R = symmetrize(R)
-        with one_blas_thread(not limited):  # k-sized products: threads only add start-up and contention
+        with one_blas_thread():  # k-sized products: threads only add start-up and contention
             U, c, cp_res, condU = _decompose3(R, rng)
         tensor_order = 3
     timings["decomposition"] = time.perf_counter() - t0
