@@ -504,14 +504,16 @@ def _solve_damped(H, diag, lam, sel, b):
     x = np.empty_like(b)
     ok = np.ones(len(sel), bool)
     i = np.arange(H.shape[1])
-    for t, c in enumerate(sel):
+
+    def damped(c):
         A = H[c].copy()
         A[i, i] += lam[c] * diag[c]
-        _, x_t, info = lapack.dposv(A.T, b[t], overwrite_a=1)  # A.T: the same matrix, Fortran-ordered
-        if info != 0:  # not positive definite: LU on the matrix rebuilt (the factorization overwrote it)
-            A = H[c].copy()
-            A[i, i] += lam[c] * diag[c]
-            x_t, ok[t] = _solve_spd(A, b[t])
+        return A
+
+    for t, c in enumerate(sel):
+        _, x_t, info = lapack.dposv(damped(c).T, b[t], overwrite_a=1)  # .T: the same matrix, Fortran-ordered
+        if info != 0:  # not positive definite: _solve_spd's LU on the matrix rebuilt (dposv overwrote it)
+            x_t, ok[t] = _solve_spd(damped(c), b[t])
         x[t] = x_t
     return x, ok
 
