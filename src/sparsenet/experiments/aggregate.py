@@ -69,10 +69,10 @@ HIGHER_IS_BETTER = frozenset({"exact_support", "exact_recovery", "pct_true_negat
                               "pct_true_positive", "tp", "tn"})
 
 
-
 def trials_text(n) -> str:
     """``"1 trial"`` or ``"n trials"`` (report texts)."""
     return f"{n} trial" if n == 1 else f"{n} trials"
+
 
 def lower_is_better(metric: str) -> bool:
     """Whether a lower value of ``metric`` is better (a failed run is then the highest value)."""

@@ -109,7 +109,6 @@ class Verdict:
         return text
 
 
-
 def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
 
